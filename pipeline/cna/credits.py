@@ -1,0 +1,163 @@
+"""Credit blocks: ``（譯者：陳正健/核稿：劉學源）1091001`` at the end of a CNA story.
+
+Pure string functions; they never raise.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pipeline.cna.roc import ROC_CODE_RE  # noqa: F401  (re-exported for callers)
+
+# Label (as written, whitespace removed) -> role.
+ROLE_BY_LABEL: dict[str, str] = {
+    "譯者": "translator",
+    "译者": "translator",
+    "翻譯": "translator",
+    "翻译": "translator",
+    "核稿": "reviewer",
+    "審稿": "reviewer",
+    "审稿": "reviewer",
+    "編輯": "editor",
+    "编辑": "editor",
+    "編緝": "editor",  # typo seen in real posts
+    "编缉": "editor",
+    "實習編輯": "editor",
+    "实习编辑": "editor",
+    "編譯": "compiler",
+    "编译": "compiler",
+    "實習編譯": "compiler",
+    "实习编译": "compiler",
+    # seen but not one of the four roles
+    "攝影": "other",
+    "摄影": "other",
+    "稿件": "other",
+    "撰稿": "other",
+    "採訪": "other",
+    "采访": "other",
+    "製作": "other",
+    "制作": "other",
+    "校對": "other",
+    "校对": "other",
+}
+
+_WS_CHARS = r" \t\u3000\u00a0"
+_WS = rf"[{_WS_CHARS}]"
+# A label may be written with spaces inside ("編 輯", "译    者"); longest labels first.
+_LABELS = sorted(ROLE_BY_LABEL, key=len, reverse=True)
+_LABEL_ALT = "|".join(f"{_WS}*".join(re.escape(ch) for ch in lab) for lab in _LABELS)
+_LABEL_RE = re.compile(rf"({_LABEL_ALT}){_WS}*[：:﹕]")
+_LABEL_START_RE = re.compile(rf"^{_WS}*(?:{_LABEL_ALT}){_WS}*[：:﹕]")
+_SEP_RE = re.compile(r"[/／、，,；;﹨∕\\\s\u3000：:﹕|｜]+")
+_STRIP_CHARS = " \t\r\n\u3000\u00a0。．.·・-－—─_*＊"
+_WS_RE = re.compile(rf"{_WS}+")
+
+# Bare names (no label): 2-5 CJK characters each, 1-4 of them.
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_NAME = rf"[{_CJK}?？·・]{{2,5}}"
+_BARE_NAMES_RE = re.compile(
+    rf"^{_WS}*{_NAME}(?:{_WS}*[/／、，,；;﹨∕\\{_WS_CHARS}]{_WS}*{_NAME}){{0,3}}{_WS}*$"
+)
+# What a credit line may contain at all (names, labels, separators).
+_CREDITISH_RE = re.compile(rf"^[{_CJK}?？·・A-Za-z /／、，,；;﹨∕\\：:﹕\s\u3000|｜.．-]{{1,80}}$")
+
+_OPEN = "（(﹙"
+_CLOSE = "）)﹚"
+# Credit bracket + optional code (+ one stray trailing char) at the very end of a paragraph.
+_BLOCK_RE = re.compile(
+    r"[（(﹙]([^（()﹙）)﹚]{1,80})[）)﹚]"
+    r"[ \t\u3000\u00a0]*(?:[。.][ \t\u3000\u00a0]*)?"
+    r"(?P<code>[0-9]{3,9}(?:xx|XX|ｘｘ)?)?"
+    r"(?:(?<=[0-9xX])[\\/.。vV])?"
+    r"\s*$"
+)
+# A bare code at the end of a paragraph, after sentence punctuation or at its start.
+# Only shapes that look like a ROC date: 1YYMMDD (ROC 100-129) or 9YMMDD/8YMMDD (ROC 80-99).
+_BARE_CODE_RE = re.compile(
+    r"(?:^|(?<=[。！？!?」』”\"）)…；;.\s]))[ \t\u3000\u00a0]*"
+    r"(?P<code>(?:1[0-2][0-9]|[89][0-9])[01][0-9][0-3][0-9])\s*$"
+)
+
+
+def _role(label: str) -> str:
+    return ROLE_BY_LABEL.get(_WS_RE.sub("", label), "other")
+
+
+def _names(chunk: str) -> list[str]:
+    out = []
+    for part in _SEP_RE.split(chunk):
+        name = part.strip(_STRIP_CHARS)
+        if name:
+            out.append(name)
+    return out
+
+
+def parse_credit_line(inner: str) -> list[dict]:
+    """Parse the text inside a credit bracket into ``[{'role', 'name'}, ...]`` in order.
+
+    A bare name inherits the role of the label before it; names before any label get 'other'.
+    """
+    if not isinstance(inner, str):
+        return []
+    credits: list[dict] = []
+    role = "other"
+    pos = 0
+    for m in _LABEL_RE.finditer(inner):
+        for name in _names(inner[pos : m.start()]):
+            credits.append({"role": role, "name": name})
+        role = _role(m.group(1))
+        pos = m.end()
+    for name in _names(inner[pos:]):
+        credits.append({"role": role, "name": name})
+    return credits
+
+
+def _is_credit_line(inner: str, has_code: bool) -> bool:
+    if _LABEL_START_RE.match(inner):
+        return True
+    if not _CREDITISH_RE.match(inner):
+        return False
+    if _LABEL_RE.search(inner):  # names, then a label: "王一，李二/核稿：張三"
+        return True
+    return has_code and bool(_BARE_NAMES_RE.match(inner))
+
+
+def find_credit_block(text: str) -> dict | None:
+    """Find the credit block (and/or ROC code) at the end of a paragraph.
+
+    Returns ``{'start', 'end', 'credit_line', 'credits', 'roc_code'}`` where start/end is the
+    span to cut out, or None when the paragraph does not end in one.
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    tail_start = max(0, len(text) - 120)
+    # Start the search at the last opening bracket that could begin the block.
+    last_close = max(text.rfind(c) for c in _CLOSE)
+    if last_close >= tail_start:
+        m = None
+        opener = max(text.rfind(c, 0, last_close) for c in _OPEN)
+        if opener >= 0:
+            m = _BLOCK_RE.match(text, opener)
+        if m is not None:
+            inner = m.group(1)
+            code = m.group("code")
+            if _is_credit_line(inner, code is not None):
+                return {
+                    "start": m.start(),
+                    "end": len(text),
+                    "credit_line": inner.strip(),
+                    "credits": parse_credit_line(inner),
+                    "roc_code": code,
+                }
+    m = _BARE_CODE_RE.search(text, tail_start)
+    if m is not None:
+        start = m.start("code")
+        # keep leading whitespace in the text; cut from the code on
+        return {
+            "start": start,
+            "end": len(text),
+            "credit_line": None,
+            "credits": [],
+            "roc_code": m.group("code"),
+        }
+    return None
