@@ -56,6 +56,7 @@ REJECT_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
     ("detail", pa.string(), True, "human-readable explanation"),
     ("content_sha256", pa.string(), True, "SHA-256 of the raw bytes, when they could be read"),
     ("size_bytes", pa.int64(), True, "file size in bytes, when known"),
+    ("source", pa.string(), True, "feed name, when the front matter could be read"),
 ]
 REJECT_SCHEMA = pa.schema([pa.field(n, t, nullable=null) for n, t, null, _ in REJECT_FIELDS])
 
@@ -69,7 +70,7 @@ REJECT_REASONS: dict[str, str] = {
     "unclosed_front_matter": "the front matter block is never closed by '---'",
     "bad_front_matter": "the front matter is neither valid YAML nor simple 'key: value' lines",
     "no_url": "the front matter has no usable `from` URL, so the post has no identity",
-    "no_body": "the post has no body text after cleaning",
+    "not_a_file": "a path named *.md that is not a regular file (a folder, a socket, ...)",
     "internal_error": "an unexpected error while processing this post (a bug: please report)",
 }
 
@@ -86,6 +87,7 @@ WARNING_CODES: dict[str, str] = {
     "bad_feed_date": "the front matter `date` could not be parsed: feed_date is null",
     "no_source": "the front matter has no `author`: source is null",
     "no_title": "the front matter has no title",
+    "empty_body": "no paragraph of text was left after cleaning (e.g. a photo-only post)",
     "html_truncated": "the body HTML was truncated or malformed and was recovered",
     "html_too_deep": "the body HTML nested deeper than the parser allows; text was recovered as far as possible",
     "roc_code_malformed": "the ROC code does not have 6 or 7 digits: roc_date is null",
@@ -95,3 +97,12 @@ WARNING_CODES: dict[str, str] = {
     "no_dateline": "a CNA post whose first paragraph has no dateline",
     "several_datelines": "the post has more than one dateline (digest); the first is used",
 }
+
+DUPLICATE_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
+    ("source_path", pa.string(), False, "path of the raw post that was not kept"),
+    ("article_id", pa.string(), False, "the article id it shares with the kept post"),
+    ("kept_source_path", pa.string(), False, "path of the post kept as the article"),
+    ("published_at", _ts, True, "publish time of the dropped copy"),
+    ("content_sha256", pa.string(), False, "SHA-256 of the dropped copy's bytes"),
+]
+DUPLICATE_SCHEMA = pa.schema([pa.field(n, t, nullable=null) for n, t, null, _ in DUPLICATE_FIELDS])

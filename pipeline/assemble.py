@@ -1,0 +1,55 @@
+"""Assemble stage: the parts of one post -> one article record (a dict of ARTICLE_COLUMNS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.ids import article_identity
+
+_ROLE_VIEWS = (("translators", "translator"), ("reviewers", "reviewer"),
+               ("editors", "editor"), ("compilers", "compiler"))
+
+
+def unique_in_order(codes: list[str]) -> list[str]:
+    return list(dict.fromkeys(codes))
+
+
+def assemble_article(source_path: str, content_sha256: str, parsed: dict[str, Any],
+                     cleaned: dict[str, Any], paragraphs: list[str], fields: dict[str, Any],
+                     warnings: list[str]) -> dict[str, Any]:
+    """Build the article row. Timestamps stay epoch ms; pyarrow types them on write."""
+    article_id, section = article_identity(parsed["url"])
+    credits = fields.get("credits") or []
+    record: dict[str, Any] = {
+        "article_id": article_id,
+        "source": parsed["source"],
+        "url": parsed["url"],
+        "section": section,
+        "title": parsed["title"],
+        "published_at": parsed["published_at_ms"],
+        "feed_date": parsed["feed_date_ms"],
+        "paragraphs": paragraphs,
+        "text": "\n".join(paragraphs),
+        "dateline": fields.get("dateline"),
+        "dateline_place": fields.get("dateline_place"),
+        "dateline_day": fields.get("dateline_day"),
+        "dateline_kind": fields.get("dateline_kind"),
+        "reporters": fields.get("reporters") or [],
+        "credit_line": fields.get("credit_line"),
+        "credits": credits,
+        "roc_code": fields.get("roc_code"),
+        "roc_date": fields.get("roc_date"),
+        "images": cleaned["images"],
+        "related": cleaned["related"],
+        "warnings": unique_in_order(parsed["warnings"] + cleaned["warnings"] + warnings),
+        "source_path": source_path,
+        "content_sha256": content_sha256,
+    }
+    for column, role in _ROLE_VIEWS:
+        record[column] = [c["name"] for c in credits if c["role"] == role]
+    day = record["dateline_day"]
+    if day is not None and not (1 <= day <= 31):
+        record["dateline_day"] = None
+    if not paragraphs:
+        record["warnings"].append("empty_body")
+    return record

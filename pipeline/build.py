@@ -1,0 +1,267 @@
+"""A build: discover -> batch -> (engine: parse, clean, extract, assemble per post) -> write.
+
+This module wires the stages together and does the bookkeeping (cache, counts, manifest,
+atomic publication). It holds no extraction logic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.batches import Batch, make_batches
+from pipeline.cache import ShardStore, StatIndex
+from pipeline.discover import InputItem, discover, input_kind, is_url
+from pipeline.errors import BuildError
+from pipeline.output import prepare_staging, publish, publish_remote
+from pipeline.schema import PIPELINE_VERSION
+from pipeline.write import collect_keys, deduplicate, write_articles, write_json, write_rejects, write_table
+
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+UNKNOWN_SOURCE = "(unknown)"
+
+
+@dataclass
+class BuildOptions:
+    input: str
+    output: str
+    workers: int = 0  # 0: all cores
+    engine: str = "local"
+    scheduler: str | None = None
+    cache_dir: str | None = None
+    use_cache: bool = True
+    max_bytes: int = DEFAULT_MAX_BYTES
+    write_card: bool = True
+    progress: Callable[[int, int | None], None] | None = None  # (posts done, total or None)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def options_key(self) -> str:
+        """Options that change results (and so the cache key)."""
+        return f"max_bytes={self.max_bytes}"
+
+
+def default_cache_dir(output: str) -> str:
+    if is_url(output):
+        return os.path.abspath(".pipeline-cache")
+    out = Path(output.removeprefix("file://")).absolute()
+    return str(out.parent / ".pipeline-cache")
+
+
+def _hash_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _with_hashes(items: Iterator[InputItem], index: StatIndex | None, use_cache: bool) -> Iterator[InputItem]:
+    """Give each local file its content hash: from the stat index when unchanged, else read."""
+    for item in items:
+        kind = item.locator[0]
+        if kind == "file":
+            sha = index.lookup(item.source_path, item.signature) if (index and use_cache) else None
+            if sha is None:
+                try:
+                    sha = _hash_file(item.locator[1])
+                except OSError:
+                    sha = None  # the worker will reject it as unreadable
+                if sha and index is not None:
+                    index.record(item.source_path, item.signature, sha)
+            item.content_sha256 = sha
+        elif kind == "fsspec":
+            import fsspec
+
+            try:
+                with fsspec.open(item.locator[1], "rb") as fh:
+                    item.content_sha256 = hashlib.sha256(fh.read()).hexdigest()
+            except OSError:
+                item.content_sha256 = None
+        yield item
+
+
+def _run_engine(opts: BuildOptions, batches: Iterator[Batch]) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    workers = opts.workers
+    if opts.engine == "local":
+        from pipeline.engines.local import default_workers, run_local
+
+        return run_local(batches, opts.max_bytes, workers or default_workers())
+    if opts.engine == "dask":
+        from pipeline.engines.dask import run_dask
+
+        return run_dask(batches, opts.max_bytes, workers, opts.scheduler)
+    raise BuildError(f"unknown engine {opts.engine!r} (choose local or dask)")
+
+
+def _published_manifest(output: str) -> dict[str, Any] | None:
+    try:
+        if is_url(output):
+            import fsspec
+
+            with fsspec.open(output.rstrip("/") + "/manifest.json", "r", encoding="utf-8") as fh:
+                return json.load(fh)
+        with open(Path(output.removeprefix("file://")) / "manifest.json", encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _outputs_intact(output: str, manifest: dict[str, Any]) -> bool:
+    if is_url(output):
+        return False
+    out = Path(output.removeprefix("file://"))
+    return all((out / rel).is_file() and (out / rel).stat().st_size == size
+               for rel, size in manifest.get("files", {}).items())
+
+
+def build(opts: BuildOptions) -> dict[str, Any]:
+    """Run a build and publish it. Returns the manifest."""
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    kind = input_kind(opts.input)  # raises BuildError for a missing input
+    cache_dir = opts.cache_dir or default_cache_dir(opts.output)
+    store = ShardStore(cache_dir)
+    index = StatIndex(cache_dir, opts.input) if kind == "dir" else None
+
+    t0 = time.perf_counter()
+    if kind == "tar":
+        items_iter: Iterator[InputItem] = discover(opts.input)  # streamed: bytes ride with the items
+        total = None
+    else:
+        items_list = list(discover(opts.input))
+        items_iter, total = iter(items_list), len(items_list)
+    timings["discover"] = time.perf_counter() - t0
+
+    metas: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    stats = Counter()
+    t_hash = [0.0]
+
+    def todo() -> Iterator[Batch]:
+        t = time.perf_counter()
+        for batch in make_batches(_with_hashes(items_iter, index, opts.use_cache), opts.options_key()):
+            order.append(batch.key)
+            meta = store.get_meta(batch.key) if opts.use_cache else None
+            if meta is not None and batch.key not in metas:
+                metas[batch.key] = meta
+                stats["reused"] += meta["inputs"]
+                if opts.progress:
+                    opts.progress(meta["inputs"], total)
+                continue
+            if batch.key in metas:
+                continue
+            metas[batch.key] = {}  # placeholder: claimed
+            t_hash[0] += time.perf_counter() - t
+            yield batch
+            t = time.perf_counter()
+        t_hash[0] += time.perf_counter() - t
+
+    t0 = time.perf_counter()
+    for ipc, meta in _run_engine(opts, todo()):
+        store.put(meta["key"], ipc, meta)
+        metas[meta["key"]] = meta
+        stats["processed"] += meta["inputs"]
+        if opts.progress:
+            opts.progress(meta["inputs"], total)
+    if index is not None:
+        index.save()
+    timings["hash"] = t_hash[0]
+    timings["process"] = time.perf_counter() - t0 - t_hash[0]
+
+    fingerprint = hashlib.sha256(f"{PIPELINE_VERSION}\n{opts.options_key()}\n".encode()
+                                 + "\n".join(order).encode()).hexdigest()
+    previous = _published_manifest(opts.output)
+    if (opts.use_cache and stats["processed"] == 0 and previous
+            and previous.get("input_fingerprint") == fingerprint
+            and previous.get("pipeline_version") == PIPELINE_VERSION
+            and _outputs_intact(opts.output, previous)):
+        previous["up_to_date"] = True
+        previous["cache"] = {"reused": stats["reused"], "processed": 0, "up_to_date": True}
+        previous["timings_s"] = {**{k: round(v, 4) for k, v in timings.items()},
+                                 "total": round(time.perf_counter() - t_start, 4)}
+        return previous
+
+    t0 = time.perf_counter()
+    local_out = None if is_url(opts.output) else Path(opts.output.removeprefix("file://")).absolute()
+    staging = prepare_staging(local_out) if local_out else Path(prepare_staging(Path(cache_dir) / "remote-out"))
+    try:
+        keys_table = collect_keys(store, order)
+        winners, duplicates = deduplicate(keys_table)
+        part_files = write_articles(store, order, winners, staging)
+        rejects = [r for key in order for r in metas[key]["rejects"]]
+        write_rejects(rejects, staging)
+        write_table(duplicates, staging / "duplicates.parquet")
+        timings["write"] = time.perf_counter() - t0
+
+        manifest = _manifest(opts, fingerprint, order, metas, keys_table, winners, duplicates, rejects,
+                             stats, part_files)
+        t0 = time.perf_counter()
+        if opts.write_card:
+            from pipeline.card import write_dataset_card
+
+            write_dataset_card(staging, manifest)
+        timings["card"] = time.perf_counter() - t0
+        manifest["files"] = {str(p.relative_to(staging)): p.stat().st_size
+                             for p in sorted(staging.rglob("*")) if p.is_file()}
+        manifest["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
+        manifest["timings_s"]["total"] = round(time.perf_counter() - t_start, 4)
+        write_json(manifest, staging / "manifest.json")
+        if local_out is not None:
+            publish(staging, local_out)
+        else:
+            publish_remote(staging, opts.output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _manifest(opts: BuildOptions, fingerprint: str, order: list[str], metas: dict[str, dict[str, Any]],
+              keys_table: pa.Table, winners: pa.Table, duplicates: pa.Table, rejects: list[dict[str, Any]],
+              stats: Counter, part_files: list[str]) -> dict[str, Any]:
+    inputs = sum(metas[k]["inputs"] for k in order)
+    per_source: dict[str, Counter] = {}
+
+    def bump(source: str | None, what: str, n: int = 1) -> None:
+        per_source.setdefault(source or UNKNOWN_SOURCE, Counter())[what] += n
+
+    for s in winners.column("source").to_pylist():
+        bump(s, "articles")
+    dup_paths = set(duplicates.column("source_path").to_pylist())
+    for path, s in zip(keys_table.column("source_path").to_pylist(), keys_table.column("source").to_pylist()):
+        if path in dup_paths:
+            bump(s, "duplicates")
+    for r in rejects:
+        bump(r.get("source"), "rejects")
+    for c in per_source.values():
+        c["inputs"] = c["articles"] + c["rejects"] + c["duplicates"]
+    warnings = Counter(pc.list_flatten(winners.column("warnings")).to_pylist()) if winners.num_rows else Counter()
+    return {
+        "pipeline_version": PIPELINE_VERSION,
+        "created_by": "python -m pipeline build",
+        "input": opts.input,
+        "input_fingerprint": fingerprint,
+        "options": {"max_bytes": opts.max_bytes, "engine": opts.engine},
+        "counts": {
+            "inputs": inputs,
+            "articles": winners.num_rows,
+            "rejects": len(rejects),
+            "duplicates": duplicates.num_rows,
+            "per_source": {k: dict(sorted(v.items())) for k, v in sorted(per_source.items())},
+            "rejects_by_reason": dict(sorted(Counter(r["reason"] for r in rejects).items())),
+            "warnings": dict(sorted(warnings.items())),
+        },
+        "cache": {"reused": stats["reused"], "processed": stats["processed"], "up_to_date": False},
+        "articles_files": [f"articles/{n}" for n in part_files],
+    }

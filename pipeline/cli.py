@@ -1,0 +1,108 @@
+"""Command line: `python -m pipeline build|validate`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from pipeline.errors import BuildError
+
+
+def _parse_size(text: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    text = text.strip().lower().removesuffix("b").removesuffix("i")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build the dataset from raw posts")
+    b.add_argument("--input", required=True, help="folder of posts (any depth), .zip, .tar.gz, or fsspec URL")
+    b.add_argument("--output", default="outputs", help="output folder or fsspec URL (default: outputs)")
+    b.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    b.add_argument("--engine", choices=["local", "dask"], default="local")
+    b.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
+    b.add_argument("--cache-dir", default=None, help="build cache (default: .pipeline-cache beside the output)")
+    b.add_argument("--no-cache", action="store_true", help="ignore earlier results: process every post")
+    b.add_argument("--max-bytes", type=_parse_size, default="8MiB",
+                   help="posts larger than this are rejected as too_large (default 8MiB)")
+    b.add_argument("--no-card", action="store_true", help="skip the dataset card and its figures")
+    b.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    v = sub.add_parser("validate", help="check a built dataset against the contract")
+    v.add_argument("path", nargs="?", default="outputs")
+    return parser
+
+
+def _summary(manifest: dict[str, Any], seconds: float) -> str:
+    c = manifest["counts"]
+    lines = [f"{c['inputs']} inputs -> {c['articles']} articles, {c['duplicates']} duplicates, "
+             f"{c['rejects']} rejects in {seconds:.1f}s"]
+    if manifest.get("up_to_date"):
+        lines.append("(up to date: the input and pipeline version are unchanged; nothing rewritten)")
+    cache = manifest.get("cache", {})
+    lines.append(f"posts processed: {cache.get('processed', 0)}, reused from cache: {cache.get('reused', 0)}")
+    for reason, n in c.get("rejects_by_reason", {}).items():
+        lines.append(f"  reject {reason}: {n}")
+    return "\n".join(lines)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from pipeline.build import BuildOptions, build
+
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit="post", desc="build", dynamic_ncols=True)
+
+    def progress(n: int, total: int | None) -> None:
+        if bar is not None:
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.update(n)
+
+    opts = BuildOptions(input=args.input, output=args.output, workers=args.workers, engine=args.engine,
+                        scheduler=args.scheduler, cache_dir=args.cache_dir, use_cache=not args.no_cache,
+                        max_bytes=args.max_bytes, write_card=not args.no_card, progress=progress)
+    t0 = time.perf_counter()
+    try:
+        manifest = build(opts)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        print(_summary(manifest, time.perf_counter() - t0))
+        print(f"dataset: {args.output}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pipeline.validate import validate_dataset
+
+    problems = validate_dataset(args.path)
+    if problems:
+        print(f"INVALID dataset {args.path}: {len(problems)} problem(s)", file=sys.stderr)
+        for p in problems[:50]:
+            print(f"  - {p}", file=sys.stderr)
+        return 1
+    print(f"OK: {args.path} matches the dataset contract")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        if args.command == "build":
+            return cmd_build(args)
+        return cmd_validate(args)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the previous dataset is untouched", file=sys.stderr)
+        return 130

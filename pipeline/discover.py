@@ -1,0 +1,200 @@
+"""Discover stage (a reader at the edge): find every `*.md` post under an input and read its bytes.
+
+Inputs: a local folder (any depth), a `.zip` or `.tar.gz`/`.tgz` of one (read in place, never
+unpacked to disk), a single `.md` file, or an fsspec URL of a folder (`file://`, `memory://`, `s3://`…).
+Items are yielded in a deterministic order; anything that is not a readable regular file is still
+yielded, with an error locator, so it ends as a reject instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import BuildError, Reject
+
+POST_SUFFIX = ".md"
+
+
+@dataclass
+class InputItem:
+    """One discovered post. `locator` says how a worker reads it:
+    ('file', path) | ('zip', archive, member) | ('bytes', data) | ('fsspec', url) | ('error', reason, detail).
+    `signature` is a cheap change detector (size, mtime, inode) for local files, else None."""
+
+    source_path: str
+    locator: tuple[Any, ...]
+    size: int | None = None
+    signature: tuple[int, ...] | None = None
+    content_sha256: str | None = None
+
+
+def is_url(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def input_kind(path: str) -> str:
+    lower = path.lower()
+    if is_url(path):
+        return "fsspec"
+    if path.startswith("file://"):
+        path = path[len("file://"):]
+    if lower.endswith(".zip"):
+        return "zip"
+    if lower.endswith((".tar.gz", ".tgz", ".tar")):
+        return "tar"
+    if os.path.isdir(path):
+        return "dir"
+    if os.path.isfile(path) and lower.endswith(POST_SUFFIX):
+        return "file"
+    raise BuildError(f"input not found or not a folder, .zip, .tar.gz or .md file: {path}")
+
+
+def discover(path: str) -> Iterator[InputItem]:
+    """Every post under `path`, in a stable order. Raises BuildError when the input is unusable."""
+    kind = input_kind(path)
+    if path.startswith("file://"):
+        path = path[len("file://"):]
+    if kind == "dir":
+        yield from _discover_dir(path)
+    elif kind == "file":
+        yield _local_item(os.path.basename(path), path)
+    elif kind == "zip":
+        yield from _discover_zip(path)
+    elif kind == "tar":
+        yield from _discover_tar(path)
+    else:
+        yield from _discover_fsspec(path)
+
+
+def printable_path(rel: str) -> str:
+    """File names are bytes on Linux: undecodable ones are shown with U+FFFD, not lost."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _local_item(rel: str, full: str) -> InputItem:
+    rel = printable_path(rel)
+    try:
+        st = os.stat(full)  # follows symlinks: a link to a post is a post
+    except FileNotFoundError:
+        return InputItem(rel, ("error", "unreadable", "broken symlink or vanished file"))
+    except OSError as exc:
+        return InputItem(rel, ("error", "unreadable", f"cannot stat: {exc.strerror}"))
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        return InputItem(rel, ("error", "not_a_file", f"{kind} named *.md"))
+    return InputItem(rel, ("file", full), st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino))
+
+
+def _discover_dir(root: str) -> Iterator[InputItem]:
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise BuildError(f"input folder is not readable: {root}")
+    found: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=None, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, root)
+        rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        for name in dirnames + filenames:
+            if name.endswith(POST_SUFFIX):
+                found.append((rel_dir + name, os.path.join(dirpath, name)))
+    found.sort()
+    for rel, full in found:
+        yield _local_item(rel, full)
+
+
+def _discover_zip(path: str) -> Iterator[InputItem]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BuildError(f"cannot open zip archive {path}: {exc}") from exc
+    with archive:
+        infos = sorted(archive.infolist(), key=lambda i: i.filename)
+    for info in infos:
+        name = info.filename
+        if name.endswith("/"):
+            if name.rstrip("/").endswith(POST_SUFFIX):
+                yield InputItem(name.rstrip("/"), ("error", "not_a_file", "a folder named *.md in the archive"))
+            continue
+        if name.endswith(POST_SUFFIX):
+            yield InputItem(name, ("zip", os.path.abspath(path), name), info.file_size,
+                            (info.file_size, info.CRC))
+
+
+def _discover_tar(path: str) -> Iterator[InputItem]:
+    """Streams the archive once: members are read here and shipped as bytes."""
+    try:
+        archive = tarfile.open(path, mode="r|*")
+    except (OSError, tarfile.TarError) as exc:
+        raise BuildError(f"cannot open tar archive {path}: {exc}") from exc
+    with archive:
+        try:
+            for member in archive:
+                name = member.name
+                if not name.endswith(POST_SUFFIX):
+                    continue
+                if member.isdir():
+                    yield InputItem(name, ("error", "not_a_file", "a folder named *.md in the archive"))
+                elif not member.isfile():
+                    yield InputItem(name, ("error", "not_a_file", "a link or special file in the archive"))
+                else:
+                    fh = archive.extractfile(member)
+                    data = fh.read() if fh is not None else b""
+                    yield InputItem(name, ("bytes", data), len(data), None, hashlib.sha256(data).hexdigest())
+        except tarfile.TarError as exc:
+            raise BuildError(f"tar archive {path} is corrupt: {exc}") from exc
+
+
+def _discover_fsspec(url: str) -> Iterator[InputItem]:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    if not fs.exists(root):
+        raise BuildError(f"input not found: {url}")
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    root = root.rstrip("/")
+    entries = fs.find(root, withdirs=True, detail=True)
+    for full in sorted(entries):
+        info = entries[full]
+        if not full.endswith(POST_SUFFIX):
+            continue
+        rel = full[len(root):].lstrip("/")
+        if info.get("type") == "directory":
+            yield InputItem(rel, ("error", "not_a_file", "a folder named *.md"))
+        else:
+            yield InputItem(rel, ("fsspec", f"{protocol}://{full}"), info.get("size"))
+
+
+def read_item(item: InputItem, max_bytes: int) -> bytes:
+    """The raw bytes of a discovered post. Raises Reject (too_large, unreadable, not_a_file)."""
+    loc = item.locator
+    kind = loc[0]
+    if kind == "error":
+        raise Reject(loc[1], loc[2])
+    if item.size is not None and item.size > max_bytes:
+        raise Reject("too_large", f"{item.size} bytes > limit {max_bytes} (--max-bytes)")
+    try:
+        if kind == "bytes":
+            data = loc[1]
+        elif kind == "file":
+            with open(loc[1], "rb") as fh:
+                data = fh.read(max_bytes + 1)
+        elif kind == "zip":
+            with zipfile.ZipFile(loc[1]) as archive, archive.open(loc[2]) as fh:
+                data = fh.read(max_bytes + 1)
+        elif kind == "fsspec":
+            import fsspec
+
+            with fsspec.open(loc[1], "rb") as fh:
+                data = fh.read(max_bytes + 1)
+        else:
+            raise Reject("unreadable", f"unknown locator {kind!r}")
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise Reject("unreadable", f"{type(exc).__name__}: {exc}") from exc
+    if len(data) > max_bytes:
+        raise Reject("too_large", f"more than {max_bytes} bytes (--max-bytes)")
+    return data

@@ -1,0 +1,38 @@
+"""Local engine: batches over a pool of processes on this machine."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+from pipeline.batches import Batch, process_batch
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def run_local(batches: Iterable[Batch], max_bytes: int, workers: int) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """Yield (shard bytes, meta) per batch, in completion order, with at most 2 x workers
+    batches in flight so memory stays bounded."""
+    if workers <= 1:
+        for batch in batches:
+            yield process_batch(batch, max_bytes)
+        return
+    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending: set[Future] = set()
+        for batch in batches:
+            pending.add(pool.submit(process_batch, batch, max_bytes))
+            if len(pending) >= 2 * workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        for fut in pending:
+            yield fut.result()

@@ -1,0 +1,279 @@
+"""Parse stage: raw bytes of one post -> front matter fields, epoch, body HTML.
+
+Pure functions. Anything unusable raises `Reject`; anything odd but usable adds a warning code.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from datetime import date, datetime, timezone
+from typing import Any
+
+import yaml
+from dateutil import parser as dateutil_parser
+
+from pipeline.errors import Reject
+
+try:  # the C loader is ~10x faster; both are safe loaders (no arbitrary tags)
+    _SafeLoader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _SafeLoader = yaml.SafeLoader
+
+MAX_FRONT_MATTER_BYTES = 64 * 1024
+
+# Characters common in Chinese news text: used to choose between Big5 and GB18030 readings.
+_COMMON_HANZI = frozenset("的是在了不中國国人有一日電电台年說说大上會会為为")
+# C0 controls except tab/newline/carriage return, plus DEL: never meaningful in a post.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_EPOCH_RE = re.compile(r"\A\s*<!--\s*(-?\d+)\s*-->[ \t]*\r?\n?")
+_RULE_RE = re.compile(r"^-{3,}[ \t]*$", re.M)
+_SIMPLE_LINE_RE = re.compile(r"^([A-Za-z_][\w-]*):[ \t]*(.*?)[ \t]*$")
+# Plain scalars YAML would read as the same string: no indicator first, no ': ' or ' #'.
+_PLAIN_SCALAR_RE = re.compile(r"^[^\s\-?:,\[\]{}#&*!|>'\"%@`][^\n]*$")
+_FLOW_LIST_RE = re.compile(r"^\[(.*)\]$")
+
+# Epoch milliseconds accepted as a publish time: 1995-01-01 .. 2100-01-01.
+_EPOCH_MIN_MS = 788_918_400_000
+_EPOCH_MAX_MS = 4_102_444_800_000
+
+
+def decode_post(raw: bytes) -> tuple[str, list[str]]:
+    """Decode a post's bytes to text, trying UTF-8, UTF-16, Big5 and GB18030.
+
+    Returns (text, warnings). Rejects empty files and binary garbage.
+    """
+    if not raw.strip():
+        raise Reject("empty_file", f"{len(raw)} bytes, no text")
+    warnings: list[str] = []
+    text: str | None = None
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+        warnings.append("decoded_bom")
+    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _looks_utf16(raw):
+        try:
+            text = raw.decode("utf-16")
+            warnings.append("decoded_utf16")
+        except UnicodeDecodeError:
+            text = None
+    if text is None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = _decode_legacy(raw)
+            if text is not None:
+                warnings.append("decoded_legacy")
+            else:
+                text = raw.decode("utf-8", errors="replace")
+                warnings.append("invalid_utf8")
+    if _is_binary(text):
+        raise Reject("binary_content", "the bytes do not decode to text in UTF-8, UTF-16, Big5 or GB18030")
+    if _CONTROL_RE.search(text):
+        text = _CONTROL_RE.sub("", text)
+        warnings.append("control_chars_removed")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text, warnings
+
+
+def _looks_utf16(raw: bytes) -> bool:
+    """UTF-16 without a BOM: ASCII front matter leaves every other byte NUL."""
+    head = raw[:200]
+    return len(head) >= 8 and (head[1::2].count(0) > len(head) // 3 or head[0::2].count(0) > len(head) // 3)
+
+
+def _decode_legacy(raw: bytes) -> str | None:
+    """Read Big5 or GB18030 text; when both decode, keep the one with more common hanzi."""
+    candidates = []
+    for codec in ("big5", "gb18030"):
+        try:
+            candidates.append(raw.decode(codec))
+        except UnicodeDecodeError:
+            continue
+    if not candidates:
+        return None
+    return max(candidates, key=lambda t: sum(ch in _COMMON_HANZI for ch in t))
+
+
+def _is_binary(text: str) -> bool:
+    sample = text[:4096]
+    bad = sample.count("\ufffd") + len(_CONTROL_RE.findall(sample))
+    return bad > max(8, len(sample) // 10)
+
+
+def split_post(text: str) -> tuple[str, str]:
+    """Split a post into (front matter text, rest). The file must open with a '---' line."""
+    if not text.startswith("---"):
+        stripped = text.lstrip()
+        if not stripped.startswith("---"):
+            raise Reject("no_front_matter", "the file does not start with '---'")
+        text = stripped
+    first_nl = text.find("\n")
+    if first_nl < 0 or text[:first_nl].strip() != "---":
+        raise Reject("no_front_matter", "the first line is not '---'")
+    match = _RULE_RE.search(text, first_nl + 1)
+    # only a line that is exactly '---' closes the front matter
+    while match and match.group(0).strip() != "---":
+        match = _RULE_RE.search(text, match.end())
+    if match is None:
+        raise Reject("unclosed_front_matter", "no closing '---' line after the front matter")
+    front = text[first_nl + 1:match.start()]
+    if len(front.encode("utf-8", "surrogatepass")) > MAX_FRONT_MATTER_BYTES:
+        raise Reject("bad_front_matter", f"front matter larger than {MAX_FRONT_MATTER_BYTES} bytes")
+    return front, text[match.end():]
+
+
+def parse_front_matter(front: str) -> tuple[dict[str, Any], list[str]]:
+    """Front matter text -> {key: value}. Fast path for the archiver's simple lines,
+    `yaml.safe_load` for anything else, and a line-by-line fallback for invalid YAML."""
+    fast = _parse_simple_front_matter(front)
+    if fast is not None:
+        return fast, []
+    try:
+        loaded = yaml.load(front, Loader=_SafeLoader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError:
+        loaded = None
+    if isinstance(loaded, dict):
+        return {str(k): v for k, v in loaded.items()}, []
+    fields = _read_key_value_lines(front)
+    if not fields:
+        raise Reject("bad_front_matter", "front matter is neither YAML nor key: value lines")
+    return fields, ["front_matter_fallback"]
+
+
+def _parse_simple_front_matter(front: str) -> dict[str, Any] | None:
+    """The archiver writes `key: value` lines whose values YAML reads as plain strings,
+    a double-quoted title and `[ a ]` lists. Returns None for anything else."""
+    fields: dict[str, Any] = {}
+    for line in front.split("\n"):
+        if not line.strip():
+            continue
+        m = _SIMPLE_LINE_RE.match(line)
+        if m is None:
+            return None
+        key, value = m.groups()
+        if key in fields:
+            return None
+        if value.startswith('"'):
+            if len(value) < 2 or not value.endswith('"') or '"' in value[1:-1] or "\\" in value:
+                return None
+            fields[key] = value[1:-1]
+        elif value.startswith("["):
+            lm = _FLOW_LIST_RE.match(value)
+            if lm is None:
+                return None
+            items = [item.strip() for item in lm.group(1).split(",") if item.strip()]
+            if any(not _PLAIN_SCALAR_RE.match(i) or ": " in i or " #" in i for i in items):
+                return None
+            fields[key] = items
+        elif not value:
+            fields[key] = None
+        else:
+            if not _PLAIN_SCALAR_RE.match(value) or ": " in value or " #" in value or value.endswith(":"):
+                return None
+            fields[key] = value
+    return fields
+
+
+def _read_key_value_lines(front: str) -> dict[str, Any]:
+    """Last resort for broken YAML (e.g. unescaped quotes in a title): take each
+    top-level `key: value` line as written, stripping one pair of outer quotes."""
+    fields: dict[str, Any] = {}
+    for line in front.split("\n"):
+        m = _SIMPLE_LINE_RE.match(line)
+        if m is None:
+            continue
+        key, value = m.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        fields.setdefault(key, value)
+    return fields
+
+
+def scalar_text(value: Any) -> str | None:
+    """A front-matter value as text; containers (or alias bombs) are not text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, (bool, int, float, datetime, date)):
+        return str(value)
+    return None
+
+
+def parse_timestamp_ms(value: Any) -> int | None:
+    """Front matter `date` (string or YAML timestamp) -> epoch ms UTC, or None."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    else:
+        text = scalar_text(value)
+        if text is None or len(text) > 64:
+            return None
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            try:
+                dt = dateutil_parser.parse(text)
+            except (ValueError, OverflowError, TypeError):
+                return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    try:
+        ms = int(dt.timestamp() * 1000)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return ms if _EPOCH_MIN_MS <= ms < _EPOCH_MAX_MS else None
+
+
+def parse_epoch_comment(rest: str) -> tuple[int | None, str, list[str]]:
+    """Read the `<!--epoch ms-->` line that opens the body. Returns (ms, rest, warnings)."""
+    m = _EPOCH_RE.match(rest)
+    if m is None:
+        return None, rest, ["no_epoch"]
+    digits = m.group(1)
+    ms = int(digits) if len(digits) <= 15 else None
+    if ms is None or not (_EPOCH_MIN_MS <= ms < _EPOCH_MAX_MS):
+        return None, rest[m.end():], ["bad_epoch"]
+    return ms, rest[m.end():], []
+
+
+def strip_title_link(rest: str) -> str:
+    """Drop the archiver's `[title](url)` line and the `------` rule before the HTML."""
+    head = rest[:4096]
+    m = re.search(r"^-{3,}[ \t]*$", head, re.M)
+    if m and head[:m.start()].lstrip().startswith("["):
+        return rest[m.end():]
+    return rest
+
+
+def parse_post(raw: bytes) -> dict[str, Any]:
+    """Raw bytes -> {title, source, url, feed_date_ms, published_at_ms, body_html, warnings}."""
+    text, warnings = decode_post(raw)
+    front, rest = split_post(text)
+    fields, fm_warnings = parse_front_matter(front)
+    warnings += fm_warnings
+    url = scalar_text(fields.get("from"))
+    if not url:
+        raise Reject("no_url", "front matter has no `from` URL")
+    source = scalar_text(fields.get("author"))
+    if source is None:
+        warnings.append("no_source")
+    title = scalar_text(fields.get("title"))
+    if title is None:
+        warnings.append("no_title")
+    feed_date_ms = parse_timestamp_ms(fields.get("date"))
+    if feed_date_ms is None:
+        warnings.append("bad_feed_date")
+    published_at_ms, rest, epoch_warnings = parse_epoch_comment(rest)
+    warnings += epoch_warnings
+    return {
+        "title": title,
+        "source": source,
+        "url": url.strip(),
+        "feed_date_ms": feed_date_ms,
+        "published_at_ms": published_at_ms,
+        "body_html": strip_title_link(rest),
+        "warnings": warnings,
+    }

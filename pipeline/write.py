@@ -1,0 +1,175 @@
+"""Write stage (the writer at the edge): shards -> deduplicated, ordered Parquet dataset.
+
+Shards are sorted runs; the merge picks one winner per article id (latest published_at,
+then latest feed_date, then greatest source_path), orders winners by (published_at, article_id)
+and streams them into fixed-size row groups and part files. Memory stays bounded by
+(number of shards x SHARD_CHUNK_ROWS) + one row group, whatever the corpus size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.batches import SHARD_CHUNK_ROWS
+from pipeline.cache import ShardStore
+from pipeline.schema import ARTICLE_SCHEMA, DUPLICATE_SCHEMA, REJECT_SCHEMA
+
+ROW_GROUP_ROWS = 4096
+PART_ROWS = 100_000
+_KEY_COLUMNS = ["article_id", "published_at", "feed_date", "source_path", "content_sha256", "source", "warnings"]
+
+# Fixed writer settings: same input -> same bytes.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": ["source", "section", "dateline_kind", "dateline_place", "warnings",
+                       "translators", "reviewers", "editors", "compilers", "reporters"],
+    "write_statistics": ["article_id", "source", "section", "published_at", "feed_date", "roc_date",
+                         "dateline_day", "source_path"],
+    "data_page_size": 1 << 20,
+    "write_page_index": False,
+    "store_schema": True,
+}
+
+
+class _ShardCursor:
+    """Reads rows of one shard in increasing order, a record batch at a time."""
+
+    def __init__(self, store: ShardStore, key: str) -> None:
+        self.reader = store.open(key)
+        self.cached_index = -1
+        self.cached: pa.RecordBatch | None = None
+
+    def take(self, rows: list[int]) -> pa.Table:
+        """Rows (sorted ascending) of this shard as a table."""
+        first_chunk = rows[0] // SHARD_CHUNK_ROWS
+        last_chunk = rows[-1] // SHARD_CHUNK_ROWS
+        chunks = []
+        for i in range(first_chunk, last_chunk + 1):
+            if i == self.cached_index and self.cached is not None:
+                chunks.append(self.cached)
+            else:
+                chunks.append(self.reader.get_batch(i))
+        self.cached_index, self.cached = last_chunk, chunks[-1]
+        table = pa.Table.from_batches(chunks, schema=ARTICLE_SCHEMA)
+        base = first_chunk * SHARD_CHUNK_ROWS
+        return table.take(pa.array([r - base for r in rows], type=pa.int64()))
+
+
+def collect_keys(store: ShardStore, keys: list[str]) -> pa.Table:
+    """Key columns of every shard, with (shard, row) coordinates."""
+    parts = []
+    for shard_no, key in enumerate(keys):
+        reader = store.open(key)
+        table = reader.read_all().select(_KEY_COLUMNS)
+        n = table.num_rows
+        table = table.append_column("shard", pa.array([shard_no] * n, pa.int32()))
+        table = table.append_column("row", pa.array(range(n), pa.int64()))
+        parts.append(table)
+    if not parts:
+        schema = pa.schema([ARTICLE_SCHEMA.field(c) for c in _KEY_COLUMNS]
+                           + [pa.field("shard", pa.int32()), pa.field("row", pa.int64())])
+        return schema.empty_table()
+    return pa.concat_tables(parts)
+
+
+def deduplicate(keys: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Split key rows into (winners in dataset order, duplicates table)."""
+    if keys.num_rows == 0:
+        return keys, DUPLICATE_SCHEMA.empty_table()
+    # Best copy first within each article id.
+    order = pc.sort_indices(keys, sort_keys=[("article_id", "ascending", "at_end"), ("published_at", "descending", "at_end"),
+                                             ("feed_date", "descending", "at_end"), ("source_path", "descending", "at_end")])
+    ranked = keys.take(order)
+    ids = ranked.column("article_id").to_pylist()
+    winner_mask = [True] + [ids[i] != ids[i - 1] for i in range(1, len(ids))]
+    mask = pa.array(winner_mask)
+    winners = ranked.filter(mask)
+    losers = ranked.filter(pc.invert(mask))
+    kept_path = dict(zip(winners.column("article_id").to_pylist(), winners.column("source_path").to_pylist()))
+    duplicates = pa.table({
+        "source_path": losers.column("source_path"),
+        "article_id": losers.column("article_id"),
+        "kept_source_path": pa.array([kept_path[a] for a in losers.column("article_id").to_pylist()], pa.string()),
+        "published_at": losers.column("published_at"),
+        "content_sha256": losers.column("content_sha256"),
+    }, schema=DUPLICATE_SCHEMA)
+    duplicates = duplicates.sort_by([("source_path", "ascending")])
+    final = pc.sort_indices(winners, sort_keys=[("published_at", "ascending", "at_end"), ("article_id", "ascending", "at_end")])
+    return winners.take(final), duplicates
+
+
+def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_dir: Path,
+                   progress: Callable[[int], None] | None = None) -> list[str]:
+    """Stream the winners, in order, into out_dir/articles/part-NNNNN.parquet. Returns file names."""
+    articles_dir = out_dir / "articles"
+    articles_dir.mkdir(parents=True, exist_ok=True)
+    cursors: dict[int, _ShardCursor] = {}
+    shards = winners.column("shard").to_pylist()
+    rows = winners.column("row").to_pylist()
+    total = len(shards)
+    names: list[str] = []
+    writer: pq.ParquetWriter | None = None
+    for start in range(0, max(total, 1), ROW_GROUP_ROWS):
+        part_no = start // PART_ROWS
+        if writer is None or start % PART_ROWS == 0:
+            if writer is not None:
+                writer.close()
+            name = f"part-{part_no:05d}.parquet"
+            names.append(name)
+            writer = pq.ParquetWriter(articles_dir / name, ARTICLE_SCHEMA, **PARQUET_OPTIONS)
+        stop = min(start + ROW_GROUP_ROWS, total)
+        if stop <= start:
+            writer.write_table(ARTICLE_SCHEMA.empty_table())
+            break
+        group = _gather(store, keys, cursors, shards[start:stop], rows[start:stop])
+        writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
+        if progress:
+            progress(stop - start)
+    if writer is not None:
+        writer.close()
+    return names
+
+
+def _gather(store: ShardStore, keys: list[str], cursors: dict[int, _ShardCursor],
+            shards: list[int], rows: list[int]) -> pa.Table:
+    """Rows (shard, row) in the given order: one take per shard, then one reorder."""
+    by_shard: dict[int, list[int]] = {}
+    for s, r in zip(shards, rows):
+        by_shard.setdefault(s, []).append(r)
+    pieces = []
+    position: dict[tuple[int, int], int] = {}
+    offset = 0
+    for s in sorted(by_shard):
+        shard_rows = by_shard[s]  # increasing: shards are sorted runs of the same order
+        shard_rows.sort()
+        cursor = cursors.get(s)
+        if cursor is None:
+            cursor = cursors[s] = _ShardCursor(store, keys[s])
+        pieces.append(cursor.take(shard_rows))
+        for i, r in enumerate(shard_rows):
+            position[(s, r)] = offset + i
+        offset += len(shard_rows)
+    table = pa.concat_tables(pieces)
+    order = pa.array([position[(s, r)] for s, r in zip(shards, rows)], pa.int64())
+    return table.take(order).combine_chunks()
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression="zstd", compression_level=3, store_schema=True)
+
+
+def write_rejects(rejects: list[dict[str, Any]], out_dir: Path) -> None:
+    rejects = sorted(rejects, key=lambda r: r["source_path"])
+    write_table(pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA), out_dir / "rejects.parquet")
+
+
+def write_json(obj: Any, path: Path) -> None:
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
