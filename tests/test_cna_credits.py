@@ -80,17 +80,17 @@ def test_find_credit_block_basic():
 def test_find_credit_block_variants():
     ed = [c("editor", "王小明")]
     assert find_credit_block("好。（編輯：王小明）1100207  ") == block(2, 19, "編輯：王小明", ed, "1100207")
-    assert find_credit_block("好。(編輯：王小明)1100207") == block(2, 15, "編輯：王小明", ed, "1100207")
-    assert find_credit_block("好。（編輯：王小明﹚1100207") == block(2, 15, "編輯：王小明", ed, "1100207")
+    assert find_credit_block("好。(編輯：王小明)1100207") == block(2, 17, "編輯：王小明", ed, "1100207")
+    assert find_credit_block("好。（編輯：王小明﹚1100207") == block(2, 17, "編輯：王小明", ed, "1100207")
     assert find_credit_block("好。（編輯：王小明）") == block(2, 10, "編輯：王小明", ed, None)
-    assert find_credit_block("好。（編輯：王小明）990101") == block(2, 15, "編輯：王小明", ed, "990101")
-    assert find_credit_block("好。（編輯：王小明）11060623") == block(2, 17, "編輯：王小明", ed, "11060623")
+    assert find_credit_block("好。（編輯：王小明）990101") == block(2, 16, "編輯：王小明", ed, "990101")
+    assert find_credit_block("好。（編輯：王小明）11060623") == block(2, 18, "編輯：王小明", ed, "11060623")
     assert find_credit_block("好。（編輯：王小明）10606") == block(2, 15, "編輯：王小明", ed, "10606")
     # odd tails seen in real posts: placeholder digits, a stray character, a full stop before the code
     assert find_credit_block("好。（編輯：王小明）10911xx") == block(2, 17, "編輯：王小明", ed, "10911xx")
     assert find_credit_block("好。（編輯：王小明）1090824\\") == block(2, 18, "編輯：王小明", ed, "1090824")
     assert find_credit_block("好。（編輯：王小明）1090824.") == block(2, 18, "編輯：王小明", ed, "1090824")
-    assert find_credit_block("好（編輯：王小明）。1091226") == block(1, 16, "編輯：王小明", ed, "1091226")
+    assert find_credit_block("好（編輯：王小明）。1091226") == block(1, 17, "編輯：王小明", ed, "1091226")
     # simplified, as RFI republishes it
     assert find_credit_block("好。（译者：王小明/核稿：李大同）") == block(
         2, 17, "译者：王小明/核稿：李大同", [c("translator", "王小明"), c("reviewer", "李大同")], None
