@@ -157,6 +157,8 @@ def parse_dateline(text: str) -> dict | None:
     m = _LEAD_RE.match(text)
     if m is None:
         return None
+    if m.group("prefix") and not text[m.end() :].strip():
+        return None  # text then a bracket at the end: a mention, not a dateline
     fields = parse_dateline_inner(m.group("inner"))
     if fields is None:
         return None

@@ -23,7 +23,6 @@ FIELD_NAMES = (
     "roc_date",
 )
 _DATELINE_SEARCH = 3  # look for the dateline in the first paragraphs ("（更新）" or a label first)
-_STRIP = " \t\r\n\u3000\u00a0"
 
 
 def _empty_fields() -> dict:
@@ -64,7 +63,7 @@ def _extract(
         fields["roc_code"] = block["roc_code"]
         if block["credit_line"] is not None and not block["credits"]:
             warnings.append("credits_unparsed")
-        paras[i] = paras[i][: block["start"]].rstrip(_STRIP)
+        paras[i] = paras[i][: block["start"]].rstrip()
         break
 
     if fields["roc_code"] is not None:
@@ -78,8 +77,8 @@ def _extract(
             continue
         for key in ("dateline", "dateline_place", "dateline_day", "dateline_kind", "reporters"):
             fields[key] = found[key]
-        prefix = para[: found["start"]].strip(_STRIP)
-        body = para[found["end"] :].strip(_STRIP)
+        prefix = para[: found["start"]].strip()
+        body = para[found["end"] :].strip()
         paras[i : i + 1] = [p for p in (prefix, body) if p]
         break
     else:
@@ -88,7 +87,7 @@ def _extract(
     if count_datelines(paragraphs or []) > 1:
         warnings.append("several_datelines")
 
-    clean = [p for p in paras if p.strip(_STRIP)]
+    clean = [p for p in paras if p.strip()]
     return clean, fields, warnings
 
 
