@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from lxml import etree, html
+from lxml import etree
 
 # Tags whose content is never article text.
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "iframe", "video", "audio", "source", "object",
@@ -36,7 +36,7 @@ class MarkupRules:
     image_classes: frozenset[str] = frozenset()
     caption_classes: frozenset[str] = frozenset()
     related_classes: frozenset[str] = frozenset()
-    related_title_classes: frozenset[str] = frozenset()
+    related_link_classes: frozenset[str] = frozenset()
     footer_prefixes: tuple[str, ...] = ()
     drop_ids_prefixes: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -44,13 +44,19 @@ class MarkupRules:
 
 GENERIC_RULES = MarkupRules(
     drop_classes=frozenset({"o-self-promo", "dfp-tag-wrapper", "adsbygoogle", "twitter-tweet",
-                            "instagram-media", "fb-post", "fb-video", "sharethis-inline-share-buttons"}),
+                            "instagram-media", "fb-post", "fb-video", "sharethis-inline-share-buttons",
+                            "t-copyright", "m-interstitial"}),
+    image_classes=frozenset(),
     footer_prefixes=("获取更多RSS", "獲取更多RSS"),
     drop_ids_prefixes=("dfp-ad", "innity", "div-gpt-ad"),
 )
 
-_PARSER = html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True,
-                          default_doctype=False, collect_ids=False, huge_tree=False)
+# libxml2's HTML parser: never fetches anything, never reads external entities; huge_tree off
+# keeps its own depth and size limits.
+_PARSER = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True,
+                           default_doctype=False, collect_ids=False, huge_tree=False)
+# Feed-date stamps some feeds put before the article ("07/02/2021 - 10:37", "Wed, 20 Jan 2021 02:30:00 GMT").
+_DATE_STAMP_RE = re.compile(r"^(\d{2}/\d{2}/\d{4} - \d{2}:\d{2}|\w{3}, \d{1,2} \w{3} \d{4} \d{2}:\d{2}(:\d{2})? GMT)$")
 
 
 def normalize_space(text: str) -> str:
@@ -63,14 +69,15 @@ def parse_html(body: str) -> tuple[Any | None, list[str]]:
     if not body.strip():
         return None, []
     try:
-        root = html.fragment_fromstring(body, create_parent="div", parser=_PARSER)
-    except (etree.ParserError, ValueError) as exc:  # e.g. a body of only markup
-        if "Document is empty" in str(exc):
-            return None, []
+        root = etree.fromstring(body, _PARSER)
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None, ["html_truncated"]
     except RecursionError:
         return None, ["html_too_deep"]
-    return root, []
+    if root is None:
+        return None, []
+    body_el = root.find("body")
+    return (body_el if body_el is not None else root), []
 
 
 class _Walker:
@@ -102,11 +109,14 @@ class _Walker:
             if self.rules.footer_prefixes and line.startswith(self.rules.footer_prefixes):
                 self.stopped = True
                 return
+            if not self.paragraphs and _DATE_STAMP_RE.match(line):
+                continue
             self.paragraphs.append(line)
 
     # -- walk ---------------------------------------------------------------
     def walk(self, el: Any, depth: int = 0) -> None:
         run: list[str] = []
+        skip = None  # a <small> caption box already consumed by the image before it
         if el.text:
             run.append(el.text)
         for child in el:
@@ -123,7 +133,16 @@ class _Walker:
             elif tag == "br":
                 run.append("\n")
             elif tag == "img":
-                self._image(child, None)
+                caption_el = self._small_caption(child)
+                self._image(child, normalize_space("".join(caption_el.itertext())) if caption_el is not None else None)
+                if caption_el is not None:
+                    skip = caption_el
+            elif tag == "figure":
+                self._emit("".join(run))
+                run = []
+                self._image_box(child, caption_tags=("figcaption",))
+            elif skip is not None and child is skip:
+                skip = None
             elif tag in _BLOCK_TAGS:
                 self._emit("".join(run))
                 run = []
@@ -169,42 +188,55 @@ class _Walker:
             return self._dropped_id(el)
         rules = self.rules
         if classes & rules.related_classes:
-            self._related_links(el)
+            self._related_links(el, only_classes=rules.related_link_classes or None)
             return True
         if classes & rules.image_classes:
             self._image_box(el)
             return True
         if classes & rules.drop_classes:
+            if rules.related_link_classes:
+                self._related_links(el, only_classes=rules.related_link_classes)
             return True
         return self._dropped_id(el)
 
-    def _image_box(self, box: Any) -> None:
+    def _image_box(self, box: Any, caption_tags: tuple[str, ...] = ()) -> None:
+        """An image container: its <img>s share the caption found inside it."""
         caption = None
         for el in box.iter():
             if not isinstance(el.tag, str):
                 continue
             classes = self._classes(el)
-            if classes and classes & self.rules.caption_classes:
-                caption = normalize_space(el.text_content()) or None
+            if (classes and classes & self.rules.caption_classes) or el.tag in caption_tags:
+                caption = normalize_space("".join(el.itertext())) or None
                 break
-        imgs = [el for el in box.iter("img")]
-        if not imgs:
-            return
-        for img in imgs:
+        for img in box.iter("img"):
             self._image(img, caption)
+
+    @staticmethod
+    def _small_caption(img: Any) -> Any | None:
+        """VOA-style caption: the block right after an <img> holding only a <small>."""
+        nxt = img.getnext()
+        if nxt is None or (img.tail and img.tail.strip()) or not isinstance(nxt.tag, str):
+            return None
+        if nxt.tag == "small":
+            return nxt
+        if nxt.tag in ("div", "p") and len(nxt) == 1 and nxt[0].tag == "small" and not (nxt.text or "").strip():
+            return nxt
+        return None
 
     def _image(self, img: Any, caption: str | None) -> None:
         url = img.get("src") or img.get("data-src") or img.get("data-original")
-        if not url:
-            return
-        if caption is None:
-            caption = normalize_space(img.get("alt") or "") or None
-        self.images.append({"url": url.strip(), "caption": caption})
+        if url and url.strip():
+            self.images.append({"url": url.strip(), "caption": caption or None})
 
-    def _related_links(self, box: Any) -> None:
+    def _related_links(self, box: Any, only_classes: frozenset[str] | None = None) -> None:
         for a in box.iter("a"):
+            if only_classes is not None:
+                cls = a.get("class")
+                if not cls or not (frozenset(cls.split()) & only_classes):
+                    continue
             href = a.get("href")
-            title = normalize_space(a.text_content())
+            title = normalize_space("".join(a.itertext()))
             if href or title:
                 self.related.append({"url": href.strip() if href else None, "title": title or None})
 

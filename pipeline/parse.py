@@ -26,12 +26,12 @@ MAX_FRONT_MATTER_BYTES = 64 * 1024
 _COMMON_HANZI = frozenset("的是在了不中國国人有一日電电台年說说大上會会為为")
 # C0 controls except tab/newline/carriage return, plus DEL: never meaningful in a post.
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = bytes(range(0, 9)) + b"\x0b\x0c" + bytes(range(14, 32)) + b"\x7f"
 _EPOCH_RE = re.compile(r"\A\s*<!--\s*(-?\d+)\s*-->[ \t]*\r?\n?")
 _RULE_RE = re.compile(r"^-{3,}[ \t]*$", re.M)
 _SIMPLE_LINE_RE = re.compile(r"^([A-Za-z_][\w-]*):[ \t]*(.*?)[ \t]*$")
-# Plain scalars YAML would read as the same string: no indicator first, no ': ' or ' #'.
-_PLAIN_SCALAR_RE = re.compile(r"^[^\s\-?:,\[\]{}#&*!|>'\"%@`][^\n]*$")
-_FLOW_LIST_RE = re.compile(r"^\[(.*)\]$")
+# A plain YAML scalar may not start with one of these (or it means something else).
+_YAML_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@` \t")
 
 # Epoch milliseconds accepted as a publish time: 1995-01-01 .. 2100-01-01.
 _EPOCH_MIN_MS = 788_918_400_000
@@ -66,11 +66,14 @@ def decode_post(raw: bytes) -> tuple[str, list[str]]:
             else:
                 text = raw.decode("utf-8", errors="replace")
                 warnings.append("invalid_utf8")
-    if _is_binary(text):
-        raise Reject("binary_content", "the bytes do not decode to text in UTF-8, UTF-16, Big5 or GB18030")
-    if _CONTROL_RE.search(text):
-        text = _CONTROL_RE.sub("", text)
-        warnings.append("control_chars_removed")
+    # the common case (clean UTF-8 text) costs one C-level scan of the bytes
+    suspicious = "invalid_utf8" in warnings or "decoded_utf16" in warnings or len(raw.translate(None, _CONTROL_BYTES)) != len(raw)
+    if suspicious:
+        if _is_binary(text):
+            raise Reject("binary_content", "the bytes do not decode to text in UTF-8, UTF-16, Big5 or GB18030")
+        if _CONTROL_RE.search(text):
+            text = _CONTROL_RE.sub("", text)
+            warnings.append("control_chars_removed")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text, warnings
@@ -141,37 +144,43 @@ def parse_front_matter(front: str) -> tuple[dict[str, Any], list[str]]:
     return fields, ["front_matter_fallback"]
 
 
+def _plain(value: str) -> bool:
+    """True when YAML would read `value` as exactly this plain string."""
+    return (value[0] not in _YAML_INDICATORS and ": " not in value and " #" not in value
+            and not value.endswith(":") and value.strip() == value)
+
+
 def _parse_simple_front_matter(front: str) -> dict[str, Any] | None:
     """The archiver writes `key: value` lines whose values YAML reads as plain strings,
     a double-quoted title and `[ a ]` lists. Returns None for anything else."""
     fields: dict[str, Any] = {}
     for line in front.split("\n"):
-        if not line.strip():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if line.strip():
+                return None
             continue
-        m = _SIMPLE_LINE_RE.match(line)
-        if m is None:
+        if not key.isidentifier() or key in fields or (value and value[0] != " "):
             return None
-        key, value = m.groups()
-        if key in fields:
-            return None
-        if value.startswith('"'):
-            if len(value) < 2 or not value.endswith('"') or '"' in value[1:-1] or "\\" in value:
+        value = value.strip()
+        if not value:
+            fields[key] = None
+        elif value[0] == '"':
+            if len(value) < 2 or value[-1] != '"' or '"' in value[1:-1] or "\\" in value:
                 return None
             fields[key] = value[1:-1]
-        elif value.startswith("["):
-            lm = _FLOW_LIST_RE.match(value)
-            if lm is None:
+        elif value[0] == "[":
+            if value[-1] != "]":
                 return None
-            items = [item.strip() for item in lm.group(1).split(",") if item.strip()]
-            if any(not _PLAIN_SCALAR_RE.match(i) or ": " in i or " #" in i for i in items):
+            items = [item.strip() for item in value[1:-1].split(",")]
+            items = [item for item in items if item]
+            if not all(_plain(i) for i in items):
                 return None
             fields[key] = items
-        elif not value:
-            fields[key] = None
-        else:
-            if not _PLAIN_SCALAR_RE.match(value) or ": " in value or " #" in value or value.endswith(":"):
-                return None
+        elif _plain(value):
             fields[key] = value
+        else:
+            return None
     return fields
 
 
