@@ -192,6 +192,7 @@ def card_stats(out_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
         "warnings": dict(warn_counts),
         "rejects_by_reason": dict(reject_counts),
         "n_rejects_file": rejects.num_rows,
+        "has_duplicates_file": (out / "duplicates.parquet").exists(),
         "top_credits": _top_credits(table),
         "n_with_credits": int(pc.sum(pc.greater(pc.list_value_length(table.column("credits")), 0)).as_py() or 0)
         if n else 0,
@@ -336,6 +337,14 @@ def _yaml_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)  # JSON strings are valid YAML scalars
 
 
+def _cna_share(stats: dict[str, Any]) -> str:
+    n = stats["n_articles"]
+    cna = sum(c for s, c in stats["per_source_data"].items() if "中央社" in s or "CNA" in s)
+    if not n:
+        return ""
+    return f", {_pct(cna / n)} of them from Taiwan's Central News Agency (中央社 CNA)"
+
+
 def _render(stats: dict[str, Any], manifest: dict[str, Any]) -> str:
     n = stats["n_articles"]
     tot = stats["totals"]
@@ -359,8 +368,8 @@ def _render(stats: dict[str, Any], manifest: dict[str, Any]) -> str:
     add("## What it is\n")
     add(
         f"{_num(n)} news articles, one row per unique article, parsed from the raw Markdown posts of the "
-        "third-party feed archive [NodeBE4/news-beyond-wall](https://github.com/NodeBE4/news-beyond-wall). "
-        "Most are from Taiwan's Central News Agency (中央社 CNA). Each row has the clean body paragraphs "
+        "third-party feed archive [NodeBE4/news-beyond-wall](https://github.com/NodeBE4/news-beyond-wall)"
+        f"{_cna_share(stats)}. Each row has the clean body paragraphs "
         "(no HTML, captions, related links, ads or feed footer), the true publish time, the dateline "
         "(place, day, reporters), the credit block parsed into roles (translator, reviewer, editor, "
         "compiler) and the trailing ROC date code as a calendar date.\n"
@@ -369,7 +378,9 @@ def _render(stats: dict[str, Any], manifest: dict[str, Any]) -> str:
         f"`{manifest.get('pipeline_version', PIPELINE_VERSION)}`, input fingerprint "
         f"`{manifest.get('input_fingerprint', '–')}`. Files: `articles/*.parquet` (the data), "
         "`rejects.parquet` (one row per input that did not become an article, with the reason), "
-        "`manifest.json` (counts and timings), this card and `figures/`.\n")
+        + ("`duplicates.parquet` (inputs collapsed into an existing article), " if stats["has_duplicates_file"]
+           else "")
+        + "`manifest.json` (counts and timings), this card and `figures/`.\n")
 
     add("## Source and licence\n")
     add(
@@ -404,8 +415,9 @@ def _render(stats: dict[str, Any], manifest: dict[str, Any]) -> str:
     rows = []
     for i, src in enumerate(stats["source_order"], 1):
         m = psm.get(src, {})
-        rows.append((i, src, _num(m.get("inputs")), _num(stats["per_source_data"].get(src, 0)),
-                     _num(m.get("rejects")), _num(m.get("duplicates"))))
+        missing = 0 if m else None  # the build may leave zero counts out of a source's entry
+        rows.append((i, src, _num(m.get("inputs", missing)), _num(stats["per_source_data"].get(src, 0)),
+                     _num(m.get("rejects", missing)), _num(m.get("duplicates", missing))))
     if rows:
         add(_table(["#", "source", "inputs", "articles", "rejects", "duplicates"], rows, "r-rrrr"))
     else:

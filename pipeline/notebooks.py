@@ -87,7 +87,7 @@ def run_notebook(path: Path, data: Path, out_dir: Path, timeout: int = 600) -> P
 
 def run_all(data: str | Path, notebooks: str | Path = NOTEBOOKS_DIR, timeout: int = 600) -> list[str]:
     """Run every *.ipynb in `notebooks` (sorted); return the error messages (empty when all passed)."""
-    data = Path(data).resolve()
+    data = Path(data).absolute()  # not resolve(): keep the user's path (outputs may be a symlink)
     nb_dir = Path(notebooks)
     paths = sorted(p for p in nb_dir.glob("*.ipynb") if not p.name.startswith("."))
     if not paths:
