@@ -239,7 +239,7 @@ def _manifest(opts: BuildOptions, fingerprint: str, order: list[str], metas: dic
     for s in winners.column("source").to_pylist():
         bump(s, "articles")
     dup_paths = set(duplicates.column("source_path").to_pylist())
-    for path, s in zip(keys_table.column("source_path").to_pylist(), keys_table.column("source").to_pylist()):
+    for path, s in zip(keys_table.column("source_path").to_pylist(), keys_table.column("source").to_pylist(), strict=False):
         if path in dup_paths:
             bump(s, "duplicates")
     for r in rejects:

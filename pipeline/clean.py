@@ -90,6 +90,7 @@ class _Walker:
         self.related: list[dict[str, str | None]] = []
         self.warnings: list[str] = []
         self.stopped = False  # set once the feed footer is reached
+        self._special = rules.related_classes | rules.image_classes | rules.drop_classes
 
     # -- classification -------------------------------------------------
     def _classes(self, el: Any) -> frozenset[str] | None:
@@ -98,7 +99,7 @@ class _Walker:
 
     def _dropped_id(self, el: Any) -> bool:
         el_id = el.get("id")
-        return bool(el_id and self.rules.drop_ids_prefixes and el_id.startswith(self.rules.drop_ids_prefixes))
+        return bool(el_id) and el_id.startswith(self.rules.drop_ids_prefixes)
 
     # -- output -----------------------------------------------------------
     def _emit(self, text: str) -> None:
@@ -183,10 +184,13 @@ class _Walker:
 
     def _handled_box(self, el: Any) -> bool:
         """True when `el` is dropped or consumed as an image box / related-links box."""
-        classes = self._classes(el)
-        if classes is None:
-            return self._dropped_id(el)
+        cls = el.get("class")
+        if not cls:
+            return self.rules.drop_ids_prefixes != () and self._dropped_id(el)
+        classes = frozenset(cls.split())
         rules = self.rules
+        if classes.isdisjoint(self._special):
+            return self._dropped_id(el)
         if classes & rules.related_classes:
             self._related_links(el, only_classes=rules.related_link_classes or None)
             return True

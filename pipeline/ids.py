@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pipeline.cna.url import parse_cna_url
 
+_ESCAPE_RE = re.compile(r"%[0-9a-f]{2}|%[0-9A-F][a-f]|%[a-f][0-9A-F]")
 _TRACKING_PARAMS = re.compile(r"^(utm_|fbclid$|gclid$|from$|spm$|ref$)", re.IGNORECASE)
 
 
@@ -24,7 +25,8 @@ def canonical_url(url: str) -> str:
     if host.startswith("www."):
         host = host[4:]
     path = re.sub(r"/{2,}", "/", parts.path) or "/"
-    path = quote(unquote(path), safe="/%:@!$&'()*+,;=-._~")
+    # percent-encode raw non-ASCII the way browsers do; normalise existing escapes to upper case
+    path = _ESCAPE_RE.sub(lambda m: m.group(0).upper(), quote(path, safe="/%:@!$&'()*+,;=-._~"))
     if len(path) > 1:
         path = path.rstrip("/")
     query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)

@@ -93,7 +93,7 @@ def deduplicate(keys: pa.Table) -> tuple[pa.Table, pa.Table]:
     mask = pa.array(winner_mask)
     winners = ranked.filter(mask)
     losers = ranked.filter(pc.invert(mask))
-    kept_path = dict(zip(winners.column("article_id").to_pylist(), winners.column("source_path").to_pylist()))
+    kept_path = dict(zip(winners.column("article_id").to_pylist(), winners.column("source_path").to_pylist(), strict=False))
     duplicates = pa.table({
         "source_path": losers.column("source_path"),
         "article_id": losers.column("article_id"),
@@ -142,7 +142,7 @@ def _gather(store: ShardStore, keys: list[str], cursors: dict[int, _ShardCursor]
             shards: list[int], rows: list[int]) -> pa.Table:
     """Rows (shard, row) in the given order: one take per shard, then one reorder."""
     by_shard: dict[int, list[int]] = {}
-    for s, r in zip(shards, rows):
+    for s, r in zip(shards, rows, strict=False):
         by_shard.setdefault(s, []).append(r)
     pieces = []
     position: dict[tuple[int, int], int] = {}
@@ -158,7 +158,7 @@ def _gather(store: ShardStore, keys: list[str], cursors: dict[int, _ShardCursor]
             position[(s, r)] = offset + i
         offset += len(shard_rows)
     table = pa.concat_tables(pieces)
-    order = pa.array([position[(s, r)] for s, r in zip(shards, rows)], pa.int64())
+    order = pa.array([position[(s, r)] for s, r in zip(shards, rows, strict=False)], pa.int64())
     return table.take(order).combine_chunks()
 
 

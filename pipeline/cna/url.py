@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-_CNA_URL_RE = re.compile(r"^https?://(?:[a-z0-9-]+\.)*cna\.com\.tw/+news/+([A-Za-z0-9_-]+)/+(\d{12})\.aspx",
-                         re.IGNORECASE)
+_CNA_URL_RE = re.compile(
+    r"^https?://(?:[a-z0-9-]+\.)*cna\.com\.tw/+news/+([A-Za-z0-9_-]+)/+(\d{12})\.aspx", re.IGNORECASE
+)
 _CNA_HOST_RE = re.compile(r"^https?://(?:[a-z0-9-]+\.)*cna\.com\.tw(?:[:/]|$)", re.IGNORECASE)
 
 
