@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from pipeline.schema import ARTICLE_SCHEMA
 
-if TYPE_CHECKING:  # pandas is imported lazily so `python -m pipeline build` does not pay for it
+if TYPE_CHECKING:
+    # Both import pandas (pyarrow.dataset does so itself): they are imported inside the functions,
+    # so that importing this module (and `from pipeline import load`) stays cheap for the build CLI.
     import pandas as pd
+    import pyarrow.dataset as ds
 
 __all__ = ["load", "load_credits", "read_articles_table", "to_pandas", "CREDIT_COLUMNS"]
 
@@ -54,6 +56,8 @@ def _articles_files(path: str | Path) -> list[str]:
 
 
 def _dataset(path: str | Path) -> ds.Dataset:
+    import pyarrow.dataset as ds
+
     files = _articles_files(path)
     # ARTICLE_SCHEMA fixes the contract's types; extra columns a newer build adds are kept.
     found = ds.dataset(files[0], format="parquet").schema

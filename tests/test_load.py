@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import subprocess
+import sys
 
 import pandas as pd
 import pyarrow as pa
@@ -97,7 +100,8 @@ def test_filter_date_column_and_dnf(data):
 
 def test_filter_is_pushed_down(data, monkeypatch):
     # The filter must reach pyarrow's scanner (row groups skipped), not be applied in pandas.
-    import pipeline.load as L
+    # `pipeline.load` is also the name of a function the package may export: get the module itself.
+    L = importlib.import_module("pipeline.load")
 
     seen = {}
     real = L._dataset
@@ -153,3 +157,12 @@ def test_load_credits_filters_and_empty(data, tmp_path):
     assert set(c["article_id"]) == {"a1b2c3d4e5f60718"}
     empty = load_credits(make_dataset(tmp_path / "empty", articles=[]))
     assert len(empty) == 0 and empty["published_at"].dtype == TS
+
+
+def test_import_is_cheap():
+    # `from pipeline import load` may be bound in pipeline/__init__.py: importing it must not pull in
+    # pandas (nor pyarrow.dataset, which imports pandas) for the build CLI.
+    code = "import sys, pipeline.load; print('pandas' in sys.modules, 'pyarrow.dataset' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(importlib.import_module("pipeline.notebooks").PROJECT_ROOT))
+    assert res.stdout.split() == ["False", "False"]
