@@ -40,7 +40,7 @@ TAIPEI_OFFSET_MS = 8 * 3600 * 1000  # Taiwan has had no DST since 1979: a fixed 
 DAY_MS = 86_400_000
 TOP_CREDITS = 10
 MAX_BARS = 20
-NO_SOURCE = "(no source)"
+NO_SOURCE = "(unknown)"  # what the build's manifest uses for posts without `author`
 
 
 # --------------------------------------------------------------------------- statistics
@@ -157,7 +157,10 @@ def card_stats(out_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
         )
 
     per_source_data = _value_counts(table.column("source"))
-    per_source_data = {(NO_SOURCE if k is None else k): v for k, v in per_source_data.items()}
+    merged: dict[str, int] = {}
+    for k, v in per_source_data.items():  # null and "" both count as unknown, as in the manifest
+        merged[k or NO_SOURCE] = merged.get(k or NO_SOURCE, 0) + v
+    per_source_data = merged
     manifest_sources = counts.get("per_source", {}) or {}
     # Rank: by articles (from the data), then sources that only had rejects/duplicates.
     order = [s for s, _ in _ranked(per_source_data)]

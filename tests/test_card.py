@@ -149,3 +149,10 @@ def test_missing_manifest_keys_do_not_fail(tmp_path):
     write_dataset_card(out, {})
     text = (out / "README.md").read_text(encoding="utf-8")
     assert "| `no_epoch` | 1 |" in text and "| `empty_file` | 1 |" in text
+
+
+def test_unknown_source_matches_manifest_key(tmp_path):
+    arts = [_article(1), _article(2, source=None), _article(3, source="")]
+    out, text = _build(tmp_path / "unk", articles=arts)
+    assert "| 1 | (unknown) | 2 | 2 | 0 | 0 |" in text
+    assert text.count("(unknown)") == 1
