@@ -8,11 +8,13 @@ is what the result cache is keyed by.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -50,8 +52,21 @@ def item_content_key(item: InputItem) -> str:
     return "unknown"
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of the pipeline's own code and data files: results cached by an older code
+    version are never reused, even when PIPELINE_VERSION was not bumped."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256(PIPELINE_VERSION.encode())
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".txt", ".json") and "demo_posts" not in path.parts and path.is_file():
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def batch_key(items: list[InputItem], options_key: str) -> str:
-    h = hashlib.sha256(f"{PIPELINE_VERSION}\n{options_key}\n".encode())
+    h = hashlib.sha256(f"{code_fingerprint()}\n{options_key}\n".encode())
     for item in items:
         h.update(item.source_path.encode("utf-8", "surrogatepass"))
         h.update(b"\0")

@@ -37,6 +37,8 @@ class MarkupRules:
     caption_classes: frozenset[str] = frozenset()
     related_classes: frozenset[str] = frozenset()
     related_link_classes: frozenset[str] = frozenset()
+    # a paragraph that is only a link whose text starts with one of these is a related link
+    related_link_prefixes: tuple[str, ...] = ()
     footer_prefixes: tuple[str, ...] = ()
     drop_ids_prefixes: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -144,6 +146,8 @@ class _Walker:
                 self._image_box(child, caption_tags=("figcaption",))
             elif skip is not None and child is skip:
                 skip = None
+            elif self.rules.related_link_prefixes and tag == "p" and self._related_paragraph(child):
+                pass
             elif tag in _BLOCK_TAGS:
                 self._emit("".join(run))
                 run = []
@@ -215,6 +219,18 @@ class _Walker:
                 break
         for img in box.iter("img"):
             self._image(img, caption)
+
+    def _related_paragraph(self, p: Any) -> bool:
+        """`<p><a href>延伸閱讀》title</a></p>`: a related link written as a paragraph."""
+        if (p.text and p.text.strip()) or len(p) != 1 or p[0].tag != "a" or (p[0].tail and p[0].tail.strip()):
+            return False
+        text = normalize_space("".join(p[0].itertext()))
+        for prefix in self.rules.related_link_prefixes:
+            if text.startswith(prefix):
+                title = text[len(prefix):].lstrip("》>:：／/ ")
+                self.related.append({"url": (p[0].get("href") or "").strip() or None, "title": title or None})
+                return True
+        return False
 
     @staticmethod
     def _small_caption(img: Any) -> Any | None:

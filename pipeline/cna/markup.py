@@ -41,6 +41,7 @@ CNA_RULES = MarkupRules(
     # 延伸閱讀 blocks and link-list boxes; their links are kept as `related`, even inside dropped boxes
     related_classes=frozenset({"moreArticle", "insertGroup"}),
     related_link_classes=frozenset({"moreArticle-link", "insert"}),
+    related_link_prefixes=("延伸閱讀",),
     footer_prefixes=GENERIC_RULES.footer_prefixes,
     drop_ids_prefixes=GENERIC_RULES.drop_ids_prefixes + ("adslot",),
 )
