@@ -1,0 +1,128 @@
+"""Dask engine: the same `process_batch` over the workers of a Dask cluster.
+
+Without a scheduler address it starts a LocalCluster on this machine (one single-threaded
+worker process per core) and closes it afterwards; with one it connects to an existing
+cluster. Either way the client (this process) discovers and hashes the inputs, submits
+batches with a bounded number in flight, and merges and writes the results; workers only
+read posts and return Arrow IPC bytes. Workers must therefore be able to read the input:
+local paths work on a LocalCluster or a cluster sharing the filesystem, otherwise use an
+fsspec URL (s3://, gs://, …) every worker can reach.
+
+All dask imports live here so the local engine never imports dask.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pipeline.batches import Batch, process_batch
+from pipeline.errors import BuildError
+
+# Batches in flight per worker thread: enough to keep workers busy while results stream back,
+# few enough that memory stays bounded on both the client and the workers.
+IN_FLIGHT_PER_THREAD = 2
+CONNECT_TIMEOUT = "10s"
+
+
+def _default_workers() -> int:
+    from pipeline.engines.local import default_workers
+
+    return default_workers()
+
+
+def _connect(workers: int, scheduler: str | None) -> tuple[Any, Any]:
+    """(client, cluster or None)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - distributed is a dependency
+        raise BuildError("--engine dask needs dask.distributed: pip install 'dask[distributed]'") from exc
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise BuildError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from exc
+        return client, None
+    cluster = LocalCluster(n_workers=workers or _default_workers(), threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    try:
+        client = Client(cluster, set_as_default=False)
+    except BaseException:
+        cluster.close()
+        raise
+    return client, cluster
+
+
+def _probe_locator(locator: tuple[Any, ...]) -> bool:
+    """Runs on each worker: can this worker read the item?"""
+    kind = locator[0]
+    if kind in ("file", "zip"):
+        return os.access(locator[1], os.R_OK)
+    if kind == "fsspec":
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(locator[1])
+        return bool(fs.exists(path))
+    return True  # bytes and error locators carry everything with them
+
+
+def _check_workers_can_read(client: Any, batch: Batch) -> bool:
+    """Fail fast, before every post ends as an 'unreadable' reject, when workers cannot see
+    the input (a local path on a remote cluster, a memory:// URL, …). False when the batch
+    held nothing to probe."""
+    for item in batch.items:
+        kind = item.locator[0]
+        if kind not in ("file", "zip", "fsspec"):
+            continue
+        if kind == "fsspec" and str(item.locator[1]).startswith("memory://"):
+            raise BuildError("memory:// inputs live in one process and Dask workers cannot read them: "
+                             "use --engine local, or an fsspec URL the workers can reach")
+        results = client.run(_probe_locator, item.locator)
+        blind = sorted(w for w, ok in results.items() if not ok)
+        if blind:
+            where = item.locator[1]
+            raise BuildError(f"{len(blind)} of {len(results)} Dask worker(s) cannot read the input "
+                             f"({where}; e.g. worker {blind[0]}): on a remote cluster give --input as a path "
+                             "on a filesystem shared with the workers, or an fsspec URL (s3://…) they can reach")
+        return True
+    return False
+
+
+def run_dask(batches: Iterable[Batch], max_bytes: int, workers: int,
+             scheduler: str | None) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """Yield (shard bytes, meta) per batch, in completion order, with at most
+    IN_FLIGHT_PER_THREAD x (worker threads) batches in flight."""
+    from distributed import as_completed
+
+    client, cluster = _connect(workers, scheduler)
+    try:
+        threads = sum(client.nthreads().values())
+        if threads == 0:
+            client.wait_for_workers(1, timeout=60)
+            threads = sum(client.nthreads().values())
+        window = max(2, IN_FLIGHT_PER_THREAD * threads)
+        pending = as_completed(loop=client.loop)
+        checked = False
+        for batch in batches:
+            if not checked:
+                checked = _check_workers_can_read(client, batch)
+            # Key from the batch key: the batch's content hash, so the dashboard is readable
+            # and resubmitting identical work is harmless.
+            pending.add(client.submit(process_batch, batch, max_bytes, key=f"process_batch-{batch.key}",
+                                      retries=1))
+            while pending.count() >= window:
+                yield _take(next(pending))
+        for fut in pending:
+            yield _take(fut)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _take(fut: Any) -> tuple[bytes, dict[str, Any]]:
+    result = fut.result()
+    fut.release()
+    return result
