@@ -104,3 +104,31 @@ def test_cna_coverage(corpus_build: Path, column: str, minimum: float) -> None:
     values = table.column(column).to_pylist()
     share = sum(1 for v in values if v) / len(values)
     assert share >= minimum, f"{column}: {share:.3f}"
+
+
+def test_notebooks_run_on_corpus_build(corpus_build: Path) -> None:
+    """`make notebooks` on the real build: every notebook runs clean and draws its figures."""
+    from pipeline.notebooks import run_all
+
+    problems = run_all(corpus_build)
+    assert problems == []
+    executed = sorted((corpus_build / "notebooks").glob("*.ipynb"))
+    assert len(executed) >= 2
+    for path in executed:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o.get("output_type") == "error"], path.name
+    analysis = json.loads((corpus_build / "notebooks" / "02_analysis.ipynb").read_text(encoding="utf-8"))
+    images = [o for c in analysis["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 4
+
+
+def test_dataset_card_matches_manifest(corpus_build: Path) -> None:
+    manifest = json.loads((corpus_build / "manifest.json").read_text(encoding="utf-8"))
+    card = (corpus_build / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n")
+    assert f"{manifest['counts']['articles']:,}" in card or str(manifest["counts"]["articles"]) in card
+    counts = json.loads((corpus_build / "figures" / "counts.json").read_text(encoding="utf-8"))
+    assert counts["articles"] == manifest["counts"]["articles"] == sum(counts["per_source"].values())
+    for png in (corpus_build / "figures").glob("*.png"):
+        assert png.name in card
