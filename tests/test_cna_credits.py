@@ -53,6 +53,14 @@ def test_role_by_label():
         ("王小明", [c("other", "王小明")]),
         ("王小明，李大同/核稿：陳一", [c("other", "王小明"), c("other", "李大同"), c("reviewer", "陳一")]),
         ("譯者：王小明/核稿：", [c("translator", "王小明")]),
+        # a label followed by a comma or semicolon is a label, not a name
+        ("譯者，王小明/核稿：李大同", [c("translator", "王小明"), c("reviewer", "李大同")]),
+        ("譯者,王小明/核稿,李大同", [c("translator", "王小明"), c("reviewer", "李大同")]),
+        ("編輯；王小明", [c("editor", "王小明")]),
+        ("編輯;王小明", [c("editor", "王小明")]),
+        ("編輯 ； 王小明/李大同", [c("editor", "王小明"), c("editor", "李大同")]),
+        ("编辑，王小明、李大同", [c("editor", "王小明"), c("editor", "李大同")]),
+        ("編譯；王小明/核稿，李大同", [c("compiler", "王小明"), c("reviewer", "李大同")]),
         ("編輯：", []),
         ("", []),
     ],
@@ -95,6 +103,17 @@ def test_find_credit_block_variants():
     assert find_credit_block("好。（译者：王小明/核稿：李大同）") == block(
         2, 17, "译者：王小明/核稿：李大同", [c("translator", "王小明"), c("reviewer", "李大同")], None
     )
+
+
+def test_find_credit_block_label_then_comma_or_semicolon():
+    text = "好。（譯者，王小明/核稿：李大同）1091023"
+    assert find_credit_block(text) == block(
+        2, len(text), "譯者，王小明/核稿：李大同", [c("translator", "王小明"), c("reviewer", "李大同")], "1091023"
+    )
+    text = "好。（編輯；王小明）1090905"
+    assert find_credit_block(text) == block(2, len(text), "編輯；王小明", [c("editor", "王小明")], "1090905")
+    # without a code too: the label makes it a credit line
+    assert find_credit_block("好。（編輯；王小明）") == block(2, 10, "編輯；王小明", [c("editor", "王小明")], None)
 
 
 def test_find_credit_block_only_block():

@@ -46,8 +46,11 @@ _WS = rf"[{_WS_CHARS}]"
 # A label may be written with spaces inside ("編 輯", "译    者"); longest labels first.
 _LABELS = sorted(ROLE_BY_LABEL, key=len, reverse=True)
 _LABEL_ALT = "|".join(f"{_WS}*".join(re.escape(ch) for ch in lab) for lab in _LABELS)
-_LABEL_RE = re.compile(rf"({_LABEL_ALT}){_WS}*[：:﹕]")
-_LABEL_START_RE = re.compile(rf"^{_WS}*(?:{_LABEL_ALT}){_WS}*[：:﹕]")
+# Between role and name: a colon, or a comma/semicolon ("譯者，王一", "編輯；王一"): a label
+# followed by one of them is a label, not a name.
+_LABEL_END = "[：:﹕，,；;]"
+_LABEL_RE = re.compile(rf"({_LABEL_ALT}){_WS}*{_LABEL_END}")
+_LABEL_START_RE = re.compile(rf"^{_WS}*(?:{_LABEL_ALT}){_WS}*{_LABEL_END}")
 _SEP_RE = re.compile(r"[/／、，,；;﹨∕\\\s\u3000：:﹕|｜]+")
 _STRIP_CHARS = " \t\r\n\u3000\u00a0。．.·・-－—─_*＊"
 _WS_RE = re.compile(rf"{_WS}+")
