@@ -1,0 +1,363 @@
+"""Benchmark the build against its floor, its cache, trafilatura, a 4x corpus and the Dask engine.
+
+    make bench                                   # BENCH_INPUT=../shared/corpus
+    .venv/bin/python scripts/bench.py --input ../shared/corpus [--json build/bench.json]
+
+One run prints a table with goals marked PASS/FAIL and writes the same figures as JSON.
+It always exits 0 when it could measure (it is a report); 2 when the input is unusable.
+See docs/performance.md for what each number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+MB = 1024 * 1024
+CNA_FROM_RE = re.compile(rb"^from:\s*https?://(?:[a-z0-9-]+\.)*cna\.com\.tw/", re.MULTILINE | re.IGNORECASE)
+
+GOALS = {
+    "build_over_floor": ("build time / floor time", "<=", 2.0),
+    "trafilatura_over_build": ("trafilatura time / build time", ">=", 25.0),
+    "peak_rss_mb": ("build peak RSS (process tree), MB", "<=", 500.0),
+    "scaling_rss_ratio": ("4x peak RSS / 1x peak RSS", "<=", 1.2),
+    "scaling_time_per_post_ratio": ("4x time per post / 1x time per post", "<=", 1.1),
+    "dask_identical": ("dask output byte-identical to local", "==", True),
+}
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+def posts_under(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.md") if p.is_file())
+
+
+class TreeRSS:
+    """Polls the RSS sum of a process and all its descendants every `interval` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self.proc = psutil.Process(pid)
+        self.interval = interval
+        self.peak = 0
+        self.peak_procs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                procs = [self.proc, *self.proc.children(recursive=True)]
+            except psutil.Error:
+                break
+            total = 0
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            if total > self.peak:
+                self.peak, self.peak_procs = total, len(procs)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TreeRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_build(args: list[str], label: str) -> dict[str, Any]:
+    """`python -m pipeline build ARGS` as a child process: wall time, peak tree RSS, manifest."""
+    cmd = [sys.executable, "-m", "pipeline", "build", "--quiet", *args]
+    print(f"  [{label}] {' '.join(cmd[1:])}", flush=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with TreeRSS(proc.pid) as rss:
+        out, err = proc.communicate()
+    seconds = time.perf_counter() - t0
+    max_single = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode != 0:
+        raise RuntimeError(f"{label} failed ({proc.returncode}):\n{err.decode(errors='replace')[-3000:]}")
+    output = Path(args[args.index("--output") + 1])
+    manifest = json.loads((output / "manifest.json").read_text(encoding="utf-8"))
+    return {
+        "command": "python -m pipeline build " + " ".join(args),
+        "seconds": seconds,
+        "peak_rss_tree_mb": rss.peak / MB,
+        "peak_rss_procs": rss.peak_procs,
+        # ru_maxrss (KiB on Linux) is the largest single child so far; only meaningful when it grew.
+        "max_single_child_rss_mb": max_single / 1024 if max_single > before else None,
+        "counts": {k: manifest["counts"][k] for k in ("inputs", "articles", "rejects", "duplicates")},
+        "cache": manifest.get("cache"),
+        "timings_s": manifest.get("timings_s"),
+        "output": str(output),
+    }
+
+
+def floor(posts: list[Path]) -> dict[str, Any]:
+    """The least any extractor must do: read each post, lxml-parse its body, collect <p> texts."""
+    from lxml import etree
+
+    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True,
+                              default_doctype=False, collect_ids=False, huge_tree=False)
+    n_paragraphs = 0
+    t0 = time.perf_counter()
+    for path in posts:
+        text = path.read_bytes().decode("utf-8", "replace")
+        at = text.find("<div")
+        if at < 0:
+            continue
+        root = etree.fromstring(text[at:], parser)
+        if root is None:
+            continue
+        for p in root.iter("p"):
+            if "".join(p.itertext()).strip():
+                n_paragraphs += 1
+    return {"seconds": time.perf_counter() - t0, "paragraphs": n_paragraphs}
+
+
+def trafilatura_sample(posts: list[Path], every: int) -> dict[str, Any]:
+    """trafilatura.extract on the bodies of every `every`-th CNA post (sorted paths: fixed sample)."""
+    import trafilatura
+
+    cna = [p for p in posts if CNA_FROM_RE.search(p.read_bytes()[:4096])]
+    sample = cna[::every]
+    bodies = []
+    for p in sample:
+        text = p.read_bytes().decode("utf-8", "replace")
+        at = text.find("<div")
+        bodies.append(text[at:] if at >= 0 else text)
+    trafilatura.extract(bodies[0]) if bodies else None  # warm-up: imports, lazy tables
+    t0 = time.perf_counter()
+    extracted = sum(1 for b in bodies if trafilatura.extract(b))
+    seconds = time.perf_counter() - t0
+    return {"sample_posts": len(sample), "cna_posts": len(cna), "every": every, "seconds": seconds,
+            "extracted": extracted, "seconds_per_post": seconds / max(len(sample), 1)}
+
+
+def parquet_files(out: Path) -> dict[str, bytes]:
+    files = {f"articles/{p.name}": p.read_bytes() for p in sorted((out / "articles").glob("*.parquet"))}
+    for name in ("rejects.parquet", "duplicates.parquet"):
+        files[name] = (out / name).read_bytes()
+    return files
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+def verdict(name: str, value: Any) -> dict[str, Any]:
+    what, op, target = GOALS[name]
+    if value is None:
+        ok = None
+    elif op == "<=":
+        ok = value <= target
+    elif op == ">=":
+        ok = value >= target
+    else:
+        ok = value == target
+    return {"goal": what, "op": op, "target": target, "value": value,
+            "status": "SKIP" if ok is None else ("PASS" if ok else "FAIL")}
+
+
+def fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), line]
+    for r in rows:
+        out.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    return "\n".join(out)
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+# -- main ------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input", default="../shared/corpus", help="corpus folder (default ../shared/corpus)")
+    ap.add_argument("--json", default="build/bench.json", help="where to write the figures (default build/bench.json)")
+    ap.add_argument("--workers", type=int, default=0, help="build workers (default: all cores)")
+    ap.add_argument("--factor", type=int, default=4, help="scaling corpus factor (default 4; 0 skips)")
+    ap.add_argument("--traf-every", type=int, default=20, help="trafilatura on every N-th CNA post (default 20)")
+    ap.add_argument("--no-dask", action="store_true", help="skip the Dask engine run")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = ap.parse_args(argv)
+
+    src = Path(args.input).resolve()
+    posts = posts_under(src) if src.is_dir() else []
+    if not posts:
+        print(f"error: no *.md posts under {src}", file=sys.stderr)
+        return 2
+    n = len(posts)
+    size_mb = sum(p.stat().st_size for p in posts) / MB
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env = {"python": platform.python_version(), "machine": platform.machine(), "cores": cores,
+           "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1), "revision": git_revision(),
+           "workers": args.workers or cores, "input": str(src), "posts": n, "input_mb": round(size_mb, 2)}
+    print(f"bench: {n:,} posts, {size_mb:.1f} MB in {src}")
+    print(f"       {cores} cores, {env['memory_gb']} GB, Python {env['python']}, revision {env['revision']}",
+          flush=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+    workers = ["--workers", str(args.workers)] if args.workers else []
+    result: dict[str, Any] = {"env": env}
+    try:
+        # Warm the page cache so the first measured run is not the one that pays for the disk.
+        for p in posts:
+            p.read_bytes()
+
+        print("floor: read + lxml parse + <p> texts, one process", flush=True)
+        fl = floor(posts)
+        result["floor"] = {**fl, "posts_per_s": n / fl["seconds"], "mb_per_s": size_mb / fl["seconds"]}
+
+        print("full build (--no-cache) and unchanged rebuild", flush=True)
+        out1 = tmp / "out-1x"
+        full = run_build(["--input", str(src), "--output", str(out1), "--no-cache", *workers], "full")
+        full.update(posts_per_s=n / full["seconds"], mb_per_s=size_mb / full["seconds"],
+                    ms_per_post=1000 * full["seconds"] / n)
+        result["full_build"] = full
+        again = run_build(["--input", str(src), "--output", str(out1), *workers], "rebuild")
+        again["share_of_full"] = again["seconds"] / full["seconds"]
+        result["unchanged_rebuild"] = again
+
+        print(f"trafilatura.extract on every {args.traf_every}th CNA post", flush=True)
+        try:
+            tr = trafilatura_sample(posts, args.traf_every)
+            tr["scaled_seconds"] = tr["seconds_per_post"] * n
+        except ImportError as exc:  # trafilatura (dev extra) or its lxml_html_clean dependency missing
+            print(f"  trafilatura unavailable: {exc}", flush=True)
+            tr = {"error": str(exc), "scaled_seconds": None, "sample_posts": 0, "seconds": None,
+                  "seconds_per_post": None}
+        result["trafilatura"] = tr
+
+        if args.factor and args.factor > 1:
+            print(f"scaling: {args.factor}x corpus", flush=True)
+            scaled = tmp / f"corpus-{args.factor}x"
+            subprocess.run([sys.executable, str(REPO / "scripts" / "make_scaled_corpus.py"), "--input", str(src),
+                            "--output", str(scaled), "--factor", str(args.factor)], check=True,
+                           stdout=subprocess.DEVNULL)
+            n_scaled = len(posts_under(scaled))
+            big = run_build(["--input", str(scaled), "--output", str(tmp / f"out-{args.factor}x"), "--no-cache",
+                             *workers], f"{args.factor}x")
+            big.update(posts=n_scaled, posts_per_s=n_scaled / big["seconds"], ms_per_post=1000 * big["seconds"] / n_scaled)
+            big["rss_ratio"] = big["peak_rss_tree_mb"] / full["peak_rss_tree_mb"]
+            big["time_per_post_ratio"] = big["ms_per_post"] / full["ms_per_post"]
+            result["scaling"] = big
+            shutil.rmtree(scaled, ignore_errors=True)
+            shutil.rmtree(tmp / f"out-{args.factor}x", ignore_errors=True)
+
+        if not args.no_dask:
+            print("dask engine (LocalCluster)", flush=True)
+            outd = tmp / "out-dask"
+            dk = run_build(["--input", str(src), "--output", str(outd), "--no-cache", "--engine", "dask", *workers],
+                           "dask")
+            local_files, dask_files = parquet_files(out1), parquet_files(outd)
+            dk["identical"] = local_files == dask_files
+            dk["files_compared"] = sorted(local_files)
+            dk["posts_per_s"] = n / dk["seconds"]
+            result["dask"] = dk
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    full, fl, tr, again = result["full_build"], result["floor"], result["trafilatura"], result["unchanged_rebuild"]
+    scaling, dk = result.get("scaling"), result.get("dask")
+    result["goals"] = {
+        "build_over_floor": verdict("build_over_floor", full["seconds"] / fl["seconds"]),
+        "trafilatura_over_build": verdict("trafilatura_over_build",
+                                          tr["scaled_seconds"] / full["seconds"] if tr["scaled_seconds"] else None),
+        "peak_rss_mb": verdict("peak_rss_mb", full["peak_rss_tree_mb"]),
+        "scaling_rss_ratio": verdict("scaling_rss_ratio", scaling["rss_ratio"] if scaling else None),
+        "scaling_time_per_post_ratio": verdict("scaling_time_per_post_ratio",
+                                               scaling["time_per_post_ratio"] if scaling else None),
+        "dask_identical": verdict("dask_identical", dk["identical"] if dk else None),
+    }
+
+    rows = [
+        ["floor (read+lxml+<p>, 1 proc)", fmt(fl["seconds"]), fmt(fl["posts_per_s"], 0), fmt(fl["mb_per_s"], 1), "-", ""],
+        ["full build --no-cache", fmt(full["seconds"]), fmt(full["posts_per_s"], 0), fmt(full["mb_per_s"], 1),
+         fmt(full["peak_rss_tree_mb"], 0), f"{full['counts']['articles']:,} articles"],
+        ["unchanged rebuild", fmt(again["seconds"]), fmt(n / again["seconds"], 0), fmt(size_mb / again["seconds"], 1),
+         fmt(again["peak_rss_tree_mb"], 0), f"{100 * again['share_of_full']:.1f}% of full"],
+    ]
+    if tr["scaled_seconds"]:
+        rows.append([f"trafilatura ({tr['sample_posts']} CNA posts, scaled to {n:,})", fmt(tr["scaled_seconds"]),
+                     fmt(1 / tr["seconds_per_post"], 0), fmt(size_mb / tr["scaled_seconds"], 1), "-",
+                     f"sample {tr['seconds']:.2f}s"])
+    if scaling:
+        rows.append([f"full build {args.factor}x ({scaling['posts']:,} posts)", fmt(scaling["seconds"]),
+                     fmt(scaling["posts_per_s"], 0), fmt(size_mb * args.factor / scaling["seconds"], 1),
+                     fmt(scaling["peak_rss_tree_mb"], 0), f"{scaling['ms_per_post']:.3f} ms/post "
+                     f"(1x {full['ms_per_post']:.3f})"])
+    if dk:
+        rows.append(["full build --engine dask", fmt(dk["seconds"]), fmt(dk["posts_per_s"], 0),
+                     fmt(size_mb / dk["seconds"], 1), fmt(dk["peak_rss_tree_mb"], 0),
+                     "identical to local" if dk["identical"] else "DIFFERS from local"])
+    print()
+    print(table(rows, ["run", "seconds", "posts/s", "MB/s", "peak RSS MB", "note"]))
+    print()
+    if full.get("timings_s"):
+        print("full build stages (manifest timings_s): "
+              + ", ".join(f"{k} {v:.2f}s" for k, v in full["timings_s"].items()))
+    print(f"peak RSS = sum over the build's process tree (polled every 20 ms, {full['peak_rss_procs']} processes "
+          f"at peak); largest single process {fmt(full['max_single_child_rss_mb'], 0)} MB")
+    print()
+    goal_rows = []
+    for g in result["goals"].values():
+        value = g["value"]
+        shown = fmt(value) if not isinstance(value, bool) else ("yes" if value else "no")
+        goal_rows.append([g["goal"], shown, f"{g['op']} {fmt(g['target'])}", g["status"]])
+    print(table(goal_rows, ["goal", "measured", "target", "result"]))
+    failed = [g["goal"] for g in result["goals"].values() if g["status"] == "FAIL"]
+    print()
+    print(f"{len(failed)} goal(s) FAILED: " + "; ".join(failed) if failed else "all goals PASS")
+
+    json_path = Path(args.json)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"figures written to {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

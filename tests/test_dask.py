@@ -1,0 +1,155 @@
+"""Fast on one machine, identical on a Dask cluster: the local engine with 1 or 2 workers and the
+Dask engine on a real multi-process cluster write byte-identical Parquet files, and fsspec inputs
+(file://, memory://) give the same dataset as the plain path."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from pipeline.build import BuildOptions, build
+from pipeline.errors import BuildError
+
+distributed = pytest.importorskip("distributed")
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_POSTS = REPO / "pipeline" / "demo_posts"
+SLICE_POSTS = 600
+
+
+def output_bytes(out: Path) -> dict[str, bytes]:
+    files = sorted((out / "articles").glob("*.parquet"))
+    assert files, f"no article files in {out}"
+    result = {f"articles/{p.name}": p.read_bytes() for p in files}
+    for name in ("rejects.parquet", "duplicates.parquet"):
+        result[name] = (out / name).read_bytes()
+    return result
+
+
+def run(src: str, root: Path, **kw) -> tuple[dict[str, bytes], dict]:
+    out = root / "out"
+    manifest = build(BuildOptions(input=src, output=str(out), cache_dir=str(root / "cache"), write_card=False, **kw))
+    return output_bytes(out), manifest
+
+
+def assert_same(a: dict[str, bytes], b: dict[str, bytes], what: str) -> None:
+    assert a.keys() == b.keys(), f"{what}: different files {sorted(a)} vs {sorted(b)}"
+    for name in a:
+        assert a[name] == b[name], f"{what}: {name} differs"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A real LocalCluster: scheduler and two single-threaded workers in separate processes."""
+    lc = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=logging.ERROR)
+    try:
+        yield lc
+    finally:
+        lc.close()
+
+
+@pytest.fixture(scope="module")
+def corpus_slice(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The last consecutive date folders of the real corpus, about SLICE_POSTS posts (copies in tmp only)."""
+    root = tmp_path_factory.mktemp("slice") / "corpus"
+    days = sorted(d for d in (corpus_dir / "archived").iterdir() if d.is_dir() and d.name[:4].isdigit())
+    taken = 0
+    for day in reversed(days):
+        shutil.copytree(day, root / "archived" / day.name)
+        taken += sum(1 for _ in day.glob("*.md"))
+        if taken >= SLICE_POSTS:
+            break
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["demo", "corpus"])
+def test_engines_byte_identical(which: str, request: pytest.FixtureRequest, cluster, tmp_path: Path) -> None:
+    src = DEMO_POSTS if which == "demo" else request.getfixturevalue("corpus_slice")
+    base, m1 = run(str(src), tmp_path / "local1", engine="local", workers=1)
+    two, m2 = run(str(src), tmp_path / "local2", engine="local", workers=2)
+    on_dask, md = run(str(src), tmp_path / "dask", engine="dask", scheduler=cluster.scheduler_address)
+    assert_same(base, two, f"{which}: local workers=1 vs 2")
+    assert_same(base, on_dask, f"{which}: local vs dask (existing cluster)")
+    assert m1["counts"] == m2["counts"] == md["counts"]
+    assert m1["input_fingerprint"] == md["input_fingerprint"]
+    assert md["options"]["engine"] == "dask"
+    c = md["counts"]
+    assert c["inputs"] == c["articles"] + c["rejects"] + c["duplicates"]
+    if which == "corpus":
+        assert c["inputs"] >= SLICE_POSTS and c["articles"] > SLICE_POSTS // 2
+        assert len(list((tmp_path / "dask" / "cache" / "shards").rglob("*.arrow"))) > 1, "want several batches"
+
+
+@pytest.mark.slow
+def test_dask_own_local_cluster(tmp_path: Path) -> None:
+    """No scheduler given: the engine starts a LocalCluster, uses it and closes it."""
+    base, _ = run(str(DEMO_POSTS), tmp_path / "local", workers=1)
+    own, manifest = run(str(DEMO_POSTS), tmp_path / "dask", engine="dask", workers=2)
+    assert_same(base, own, "local vs dask (own LocalCluster)")
+    assert manifest["counts"]["inputs"] == 37
+
+
+def test_file_url_equals_path(corpus_slice: Path, cluster, tmp_path: Path) -> None:
+    base, _ = run(str(corpus_slice), tmp_path / "path", workers=1)
+    via_url, _ = run(corpus_slice.as_uri(), tmp_path / "url", workers=2)
+    assert_same(base, via_url, "file:// URL vs path (local)")
+    on_dask, _ = run(corpus_slice.as_uri(), tmp_path / "dask", engine="dask", scheduler=cluster.scheduler_address)
+    assert_same(base, on_dask, "file:// URL on dask vs path (local)")
+
+
+def test_memory_url_equals_path(tmp_path: Path) -> None:
+    """memory:// is per-process, so only the local engine with one worker can read it."""
+    fs = fsspec.filesystem("memory")
+    root = "/pipeline-test-demo"
+    try:
+        for p in sorted(DEMO_POSTS.rglob("*.md")):
+            fs.pipe(f"{root}/{p.relative_to(DEMO_POSTS).as_posix()}", p.read_bytes())
+        base, m_path = run(str(DEMO_POSTS), tmp_path / "path", workers=1)
+        in_memory, m_mem = run(f"memory://{root}", tmp_path / "memory", workers=1)
+        assert m_mem["counts"]["inputs"] == 37 and m_mem["counts"]["rejects"] == 0
+        assert m_mem["counts"] == m_path["counts"]
+        assert_same(base, in_memory, "memory:// vs path")
+    finally:
+        fs.rm(root, recursive=True)
+
+
+def test_dask_refuses_memory_url(cluster, tmp_path: Path) -> None:
+    fs = fsspec.filesystem("memory")
+    root = "/pipeline-test-refuse"
+    post = next(iter(sorted(DEMO_POSTS.rglob("*.md"))))
+    fs.pipe(f"{root}/a/{post.name}", post.read_bytes())
+    try:
+        with pytest.raises(BuildError, match="memory://"):
+            run(f"memory://{root}", tmp_path, engine="dask", scheduler=cluster.scheduler_address)
+        assert not (tmp_path / "out").exists()
+    finally:
+        fs.rm(root, recursive=True)
+
+
+def test_unreachable_scheduler(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import pipeline.engines.dask as dask_engine
+
+    monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT", "1s")
+    with pytest.raises(BuildError, match="cannot reach the Dask scheduler"):
+        run(str(DEMO_POSTS), tmp_path, engine="dask", scheduler="tcp://127.0.0.1:9")
+    assert not (tmp_path / "out").exists()
+
+
+def test_local_engine_does_not_import_dask() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, tempfile, pathlib\n"
+            "from pipeline.build import BuildOptions, build\n"
+            "d = pathlib.Path(tempfile.mkdtemp())\n"
+            f"build(BuildOptions(input={str(DEMO_POSTS)!r}, output=str(d / 'o'), cache_dir=str(d / 'c'),"
+            " workers=2, write_card=False))\n"
+            "bad = [m for m in sys.modules if m == 'dask' or m.startswith(('dask.', 'distributed'))]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
