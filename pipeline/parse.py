@@ -27,7 +27,11 @@ _COMMON_HANZI = frozenset("的是在了不中國国人有一日電电台年說�
 # C0 controls except tab/newline/carriage return, plus DEL: never meaningful in a post.
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_BYTES = bytes(range(0, 9)) + b"\x0b\x0c" + bytes(range(14, 32)) + b"\x7f"
-_EPOCH_RE = re.compile(r"\A\s*<!--\s*(-?\d+)\s*-->[ \t]*\r?\n?")
+_HIGH_BYTES = bytes(range(128, 256))
+# The archiver's first body line: <!--epoch ms-->. Any short comment there is taken as the
+# epoch slot (and warned about when it holds no plausible time), so it never leaks into the body.
+_EPOCH_RE = re.compile(r"\A\s*<!--([^\n]{0,200}?)-->[ \t]*\r?\n?")
+_EPOCH_DIGITS_RE = re.compile(r"\s*(-?\d+)\s*")
 _RULE_RE = re.compile(r"^-{3,}[ \t]*$", re.M)
 _SIMPLE_LINE_RE = re.compile(r"^([A-Za-z_][\w-]*):[ \t]*(.*?)[ \t]*$")
 # A plain YAML scalar may not start with one of these (or it means something else).
@@ -47,24 +51,30 @@ def decode_post(raw: bytes) -> tuple[str, list[str]]:
         raise Reject("empty_file", f"{len(raw)} bytes, no text")
     warnings: list[str] = []
     text: str | None = None
-    if raw.startswith(codecs.BOM_UTF8):
+    bom8 = raw.startswith(codecs.BOM_UTF8)
+    if bom8:
         raw = raw[len(codecs.BOM_UTF8):]
         warnings.append("decoded_bom")
-    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _looks_utf16(raw):
-        try:
-            text = raw.decode("utf-16")
-            warnings.append("decoded_utf16")
-        except UnicodeDecodeError:
-            text = None
+    else:
+        codec = _utf16_codec(raw)
+        if codec is not None:
+            try:
+                text = raw.decode(codec)
+                warnings.append("decoded_utf16")
+            except UnicodeDecodeError:
+                text = None
     if text is None:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            text = _decode_legacy(raw)
-            if text is not None:
+            replaced = raw.decode("utf-8", errors="replace")
+            # a UTF-8 file with a few bad bytes stays UTF-8: GB18030 would happily read it as mojibake
+            legacy = None if (bom8 or _mostly_utf8(raw, replaced)) else _decode_legacy(raw)
+            if legacy is not None:
+                text = legacy
                 warnings.append("decoded_legacy")
             else:
-                text = raw.decode("utf-8", errors="replace")
+                text = replaced
                 warnings.append("invalid_utf8")
     # the common case (clean UTF-8 text) costs one C-level scan of the bytes
     suspicious = "invalid_utf8" in warnings or "decoded_utf16" in warnings or len(raw.translate(None, _CONTROL_BYTES)) != len(raw)
@@ -79,10 +89,28 @@ def decode_post(raw: bytes) -> tuple[str, list[str]]:
     return text, warnings
 
 
-def _looks_utf16(raw: bytes) -> bool:
-    """UTF-16 without a BOM: ASCII front matter leaves every other byte NUL."""
+def _utf16_codec(raw: bytes) -> str | None:
+    """The UTF-16 codec for `raw`, or None when it is not UTF-16. With a BOM, "utf-16" reads it;
+    without one, ASCII front matter leaves every other byte NUL: the even bytes in big-endian
+    text, the odd ones in little-endian."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
     head = raw[:200]
-    return len(head) >= 8 and (head[1::2].count(0) > len(head) // 3 or head[0::2].count(0) > len(head) // 3)
+    if len(head) < 8:
+        return None
+    if head[1::2].count(0) > len(head) // 3:
+        return "utf-16-le"
+    if head[0::2].count(0) > len(head) // 3:
+        return "utf-16-be"
+    return None
+
+
+def _mostly_utf8(raw: bytes, replaced: str) -> bool:
+    """True when only a few of the non-ASCII bytes are invalid UTF-8 (a damaged UTF-8 file),
+    not most of them (a Big5 or GB18030 file)."""
+    bad = replaced.count("\ufffd") - raw.count("\ufffd".encode())
+    high = len(raw) - len(raw.translate(None, _HIGH_BYTES))
+    return bad * 10 < high
 
 
 def _decode_legacy(raw: bytes) -> str | None:
@@ -241,8 +269,8 @@ def parse_epoch_comment(rest: str) -> tuple[int | None, str, list[str]]:
     m = _EPOCH_RE.match(rest)
     if m is None:
         return None, rest, ["no_epoch"]
-    digits = m.group(1)
-    ms = int(digits) if len(digits) <= 15 else None
+    digits = _EPOCH_DIGITS_RE.fullmatch(m.group(1))
+    ms = int(digits.group(1)) if digits and len(digits.group(1)) <= 15 else None
     if ms is None or not (_EPOCH_MIN_MS <= ms < _EPOCH_MAX_MS):
         return None, rest[m.end():], ["bad_epoch"]
     return ms, rest[m.end():], []
