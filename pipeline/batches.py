@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipeline.cache import ShardStore
 from pipeline.discover import InputItem, read_item
 from pipeline.errors import Reject
 from pipeline.process import process_post, reject_row
@@ -27,19 +28,48 @@ from pipeline.schema import ARTICLE_SCHEMA, PIPELINE_VERSION
 # Average posts per batch is 2**CHUNK_BITS; MAX_BATCH caps a run of unlucky hashes.
 CHUNK_BITS = 7
 MAX_BATCH = 512
+# Columns the merge needs to deduplicate and order rows; shipped in the shard's JSON meta so
+# the merge never reads the shards' bulk to plan the output.
+KEY_COLUMNS = ["article_id", "published_at", "feed_date", "source_path", "content_sha256", "source", "warnings"]
 # Rows per record batch inside a shard: the merge reads shards this many rows at a time.
 SHARD_CHUNK_ROWS = 64
 
 
 @dataclass
 class Batch:
-    key: str
+    """A run of posts. `key` is a cheap identity (paths + stat signatures) used to find the
+    batch's result again without reading its files; None when the input has no reliable
+    signatures (fsspec URLs), in which case workers always read and hash."""
+
+    key: str | None
     items: list[InputItem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What a worker needs besides the batch: the size limit, and where shards are cached
+    (None: return the shard bytes to the caller, e.g. from a remote Dask worker)."""
+
+    max_bytes: int
+    options_key: str = ""
+    store_root: str | None = None
+    use_cache: bool = True
 
 
 def _is_boundary(source_path: str) -> bool:
     mask = (1 << CHUNK_BITS) - 1
     return zlib.crc32(source_path.encode("utf-8", "surrogatepass")) & mask == mask
+
+
+def item_signature_key(item: InputItem) -> str | None:
+    """A cheap stand-in for the content: stat signature, zip CRC, or the hash when known."""
+    if item.content_sha256:
+        return item.content_sha256
+    if item.locator[0] == "error":
+        return "error:" + item.locator[1]
+    if item.signature:
+        return "sig:" + ":".join(map(str, item.signature))
+    return None
 
 
 def item_content_key(item: InputItem) -> str:
@@ -65,14 +95,26 @@ def code_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-def batch_key(items: list[InputItem], options_key: str) -> str:
+def _hash_keys(pairs: list[tuple[str, str]], options_key: str) -> str:
     h = hashlib.sha256(f"{code_fingerprint()}\n{options_key}\n".encode())
-    for item in items:
-        h.update(item.source_path.encode("utf-8", "surrogatepass"))
+    for path, key in pairs:
+        h.update(path.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
-        h.update(item_content_key(item).encode())
+        h.update(key.encode())
         h.update(b"\n")
     return h.hexdigest()
+
+
+def batch_key(items: list[InputItem], options_key: str) -> str:
+    """The content key a batch's result is stored under: paths + content hashes + code + options."""
+    return _hash_keys([(i.source_path, item_content_key(i)) for i in items], options_key)
+
+
+def signature_key(items: list[InputItem], options_key: str) -> str | None:
+    keys = [item_signature_key(i) for i in items]
+    if any(k is None for k in keys):
+        return None
+    return "sig-" + _hash_keys([(i.source_path, k) for i, k in zip(items, keys, strict=True)], options_key)
 
 
 def make_batches(items: Iterable[InputItem], options_key: str) -> Iterator[Batch]:
@@ -81,10 +123,10 @@ def make_batches(items: Iterable[InputItem], options_key: str) -> Iterator[Batch
     for item in items:
         current.append(item)
         if _is_boundary(item.source_path) or len(current) >= MAX_BATCH:
-            yield Batch(batch_key(current, options_key), current)
+            yield Batch(signature_key(current, options_key), current)
             current = []
     if current:
-        yield Batch(batch_key(current, options_key), current)
+        yield Batch(signature_key(current, options_key), current)
 
 
 def sort_key(record: dict[str, Any]) -> tuple[Any, ...]:
@@ -121,34 +163,66 @@ def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=ARTICLE_SCHEMA)
 
 
-def process_batch(batch: Batch, max_bytes: int) -> tuple[bytes, dict[str, Any]]:
-    """Run every post of a batch through the stages.
+def use_system_allocator() -> None:
+    """malloc returns freed memory to the OS promptly; mimalloc keeps it, and a long build's
+    peak RSS then grows with the corpus."""
+    if pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
 
-    Returns (Arrow IPC file bytes of the articles sorted by `sort_key`, meta) where meta holds
-    the rejects and counts. Pure: no side effects beyond reading the inputs.
+
+def process_batch(batch: Batch, settings: BatchSettings) -> tuple[bytes | None, dict[str, Any]]:
+    """Read, hash and run every post of a batch through the stages.
+
+    The shard (Arrow IPC file of the articles sorted by `sort_key`) goes to the shard store when
+    `settings.store_root` is set — and is reused from there, without processing, when a shard for
+    the same paths and contents exists — else its bytes are returned. Returns (bytes or None, meta);
+    meta holds the content key, the signature key, the rejects and counts.
     """
-    records: list[dict[str, Any]] = []
-    rejects: list[dict[str, Any]] = []
+    use_system_allocator()
+    raws: list[bytes | None] = []
+    read_rejects: dict[int, dict[str, Any]] = {}
     zips: dict[str, zipfile.ZipFile] = {}
     try:
-        for item in batch.items:
+        for n, item in enumerate(batch.items):
             try:
-                raw = _read(item, max_bytes, zips)
+                raw = _read(item, settings.max_bytes, zips)
             except Reject as rej:
-                rejects.append(reject_row(item.source_path, rej.reason, rej.detail, None, item.size))
+                read_rejects[n] = reject_row(item.source_path, rej.reason, rej.detail, None, item.size)
+                raws.append(None)
                 continue
-            kind, row = process_post(item.source_path, raw, item.content_sha256)
-            (records if kind == "article" else rejects).append(row)
+            if item.content_sha256 is None:
+                item.content_sha256 = hashlib.sha256(raw).hexdigest()
+            raws.append(raw)
     finally:
         for archive in zips.values():
             archive.close()
+    content_key = batch_key(batch.items, settings.options_key)
+    store = ShardStore(settings.store_root) if settings.store_root else None
+    if store is not None and settings.use_cache:
+        cached = store.get_meta(content_key)
+        if cached is not None:
+            return None, {**cached, "signature_key": batch.key, "reused": True}
+
+    records: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    for n, (item, raw) in enumerate(zip(batch.items, raws, strict=True)):
+        if raw is None:
+            rejects.append(read_rejects[n])
+            continue
+        kind, row = process_post(item.source_path, raw, item.content_sha256)
+        (records if kind == "article" else rejects).append(row)
     records.sort(key=sort_key)
     table = records_to_table(records)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, ARTICLE_SCHEMA) as writer:
         writer.write_table(table, max_chunksize=SHARD_CHUNK_ROWS)
-    meta = {"key": batch.key, "inputs": len(batch.items), "articles": len(records), "rejects": rejects}
-    return sink.getvalue().to_pybytes(), meta
+    ipc = sink.getvalue()
+    meta = {"key": content_key, "inputs": len(batch.items), "articles": len(records), "rejects": rejects,
+            "row_keys": {c: [r[c] for r in records] for c in KEY_COLUMNS}}
+    if store is not None:
+        store.put(content_key, ipc, meta)
+        return None, {**meta, "signature_key": batch.key, "reused": False}
+    return ipc.to_pybytes(), {**meta, "signature_key": batch.key, "reused": False}
 
 
 def _read(item: InputItem, max_bytes: int, zips: dict[str, zipfile.ZipFile]) -> bytes:

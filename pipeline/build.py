@@ -20,13 +20,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.batches import Batch, make_batches
-from pipeline.cache import ShardStore, StatIndex
+from pipeline.batches import Batch, BatchSettings, make_batches, use_system_allocator
+from pipeline.cache import ShardStore
 from pipeline.discover import InputItem, discover, input_kind, is_url
 from pipeline.errors import BuildError
 from pipeline.output import prepare_staging, publish, publish_remote
 from pipeline.schema import PIPELINE_VERSION
-from pipeline.write import collect_keys, deduplicate, write_articles, write_json, write_rejects, write_table
+from pipeline.write import (
+    collect_keys,
+    deduplicate,
+    row_keys_table,
+    write_articles,
+    write_json,
+    write_rejects,
+    write_table,
+)
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 UNKNOWN_SOURCE = "(unknown)"
@@ -58,50 +66,51 @@ def default_cache_dir(output: str) -> str:
     return str(out.parent / ".pipeline-cache")
 
 
-def _hash_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+class BatchIndex:
+    """Signature key (paths + size/mtime/inode) -> content key of the shard built from them,
+    so an unchanged rebuild finds every result without reading a single post."""
+
+    def __init__(self, cache_dir: str) -> None:
+        self.path = Path(cache_dir) / "batch-index.json"
+        try:
+            self.entries: dict[str, str] = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.entries = {}
+        self.seen: dict[str, str] = {}
+
+    def get(self, signature_key: str | None) -> str | None:
+        return self.entries.get(signature_key) if signature_key else None
+
+    def record(self, signature_key: str | None, content_key: str) -> None:
+        if signature_key:
+            self.seen[signature_key] = content_key
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(self.seen, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path)
 
 
-def _with_hashes(items: Iterator[InputItem], index: StatIndex | None, use_cache: bool) -> Iterator[InputItem]:
-    """Give each local file its content hash: from the stat index when unchanged, else read."""
-    for item in items:
-        kind = item.locator[0]
-        if kind == "file":
-            sha = index.lookup(item.source_path, item.signature) if (index and use_cache) else None
-            if sha is None:
-                try:
-                    sha = _hash_file(item.locator[1])
-                except OSError:
-                    sha = None  # the worker will reject it as unreadable
-                if sha and index is not None:
-                    index.record(item.source_path, item.signature, sha)
-            item.content_sha256 = sha
-        elif kind == "fsspec":
-            import fsspec
-
-            try:
-                with fsspec.open(item.locator[1], "rb") as fh:
-                    item.content_sha256 = hashlib.sha256(fh.read()).hexdigest()
-            except OSError:
-                item.content_sha256 = None
-        yield item
-
-
-def _run_engine(opts: BuildOptions, batches: Iterator[Batch]) -> Iterator[tuple[bytes, dict[str, Any]]]:
+def _run_engine(opts: BuildOptions, batches: Iterator[Batch],
+                settings: BatchSettings) -> Iterator[tuple[bytes | None, dict[str, Any]]]:
     workers = opts.workers
     if opts.engine == "local":
         from pipeline.engines.local import default_workers, run_local
 
-        return run_local(batches, opts.max_bytes, workers or default_workers())
+        return run_local(batches, settings, workers or default_workers())
     if opts.engine == "dask":
         from pipeline.engines.dask import run_dask
 
-        return run_dask(batches, opts.max_bytes, workers, opts.scheduler)
+        if opts.scheduler:  # remote workers may not see our disk: they return shard bytes
+            settings = BatchSettings(settings.max_bytes, settings.options_key, None, settings.use_cache)
+        return run_dask(batches, settings, workers, opts.scheduler)
     raise BuildError(f"unknown engine {opts.engine!r} (choose local or dask)")
+
+
+def _keep_keys_as_arrow(meta: dict[str, Any]) -> dict[str, Any]:
+    """Hold a batch's row keys as a compact Arrow table rather than Python lists."""
+    return {**meta, "row_keys": row_keys_table(meta["row_keys"])}
 
 
 def _published_manifest(output: str) -> dict[str, Any] | None:
@@ -128,11 +137,13 @@ def _outputs_intact(output: str, manifest: dict[str, Any]) -> bool:
 def build(opts: BuildOptions) -> dict[str, Any]:
     """Run a build and publish it. Returns the manifest."""
     t_start = time.perf_counter()
+    use_system_allocator()
     timings: dict[str, float] = {}
     kind = input_kind(opts.input)  # raises BuildError for a missing input
     cache_dir = opts.cache_dir or default_cache_dir(opts.output)
     store = ShardStore(cache_dir)
-    index = StatIndex(cache_dir, opts.input) if kind == "dir" else None
+    index = BatchIndex(cache_dir)
+    settings = BatchSettings(opts.max_bytes, opts.options_key(), str(Path(cache_dir).absolute()), opts.use_cache)
 
     t0 = time.perf_counter()
     if kind == "tar":
@@ -143,41 +154,38 @@ def build(opts: BuildOptions) -> dict[str, Any]:
         items_iter, total = iter(items_list), len(items_list)
     timings["discover"] = time.perf_counter() - t0
 
+    order: list[str] = []  # content keys of every batch (sorted below: output order never depends on it)
     metas: dict[str, dict[str, Any]] = {}
-    order: list[str] = []
     stats = Counter()
-    t_hash = [0.0]
 
     def todo() -> Iterator[Batch]:
-        t = time.perf_counter()
-        for batch in make_batches(_with_hashes(items_iter, index, opts.use_cache), opts.options_key()):
-            order.append(batch.key)
-            meta = store.get_meta(batch.key) if opts.use_cache else None
-            if meta is not None and batch.key not in metas:
-                metas[batch.key] = meta
+        for batch in make_batches(items_iter, opts.options_key()):
+            known = index.get(batch.key) if opts.use_cache else None
+            meta = store.get_meta(known) if known else None
+            if meta is not None:
+                order.append(known)
+                metas[known] = _keep_keys_as_arrow(meta)
+                index.record(batch.key, known)
                 stats["reused"] += meta["inputs"]
                 if opts.progress:
                     opts.progress(meta["inputs"], total)
                 continue
-            if batch.key in metas:
-                continue
-            metas[batch.key] = {}  # placeholder: claimed
-            t_hash[0] += time.perf_counter() - t
             yield batch
-            t = time.perf_counter()
-        t_hash[0] += time.perf_counter() - t
 
     t0 = time.perf_counter()
-    for ipc, meta in _run_engine(opts, todo()):
-        store.put(meta["key"], ipc, meta)
-        metas[meta["key"]] = meta
-        stats["processed"] += meta["inputs"]
+    for ipc, meta in _run_engine(opts, todo(), settings):
+        key = meta["key"]
+        if ipc is not None:
+            store.put(key, ipc, {k: v for k, v in meta.items() if k not in ("signature_key", "reused")})
+        order.append(key)
+        metas[key] = _keep_keys_as_arrow(meta)
+        index.record(meta["signature_key"], key)
+        stats["reused" if meta.get("reused") else "processed"] += meta["inputs"]
         if opts.progress:
             opts.progress(meta["inputs"], total)
-    if index is not None:
-        index.save()
-    timings["hash"] = t_hash[0]
-    timings["process"] = time.perf_counter() - t0 - t_hash[0]
+    index.save()
+    order.sort()
+    timings["process"] = time.perf_counter() - t0
 
     fingerprint = hashlib.sha256(f"{PIPELINE_VERSION}\n{opts.options_key()}\n".encode()
                                  + "\n".join(order).encode()).hexdigest()
@@ -196,7 +204,7 @@ def build(opts: BuildOptions) -> dict[str, Any]:
     local_out = None if is_url(opts.output) else Path(opts.output.removeprefix("file://")).absolute()
     staging = prepare_staging(local_out) if local_out else Path(prepare_staging(Path(cache_dir) / "remote-out"))
     try:
-        keys_table = collect_keys(store, order)
+        keys_table = collect_keys([metas[k]["row_keys"] for k in order])
         winners, duplicates = deduplicate(keys_table)
         part_files = write_articles(store, order, winners, staging)
         rejects = [r for key in order for r in metas[key]["rejects"]]

@@ -17,13 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.batches import SHARD_CHUNK_ROWS
+from pipeline.batches import KEY_COLUMNS, SHARD_CHUNK_ROWS
 from pipeline.cache import ShardStore
 from pipeline.schema import ARTICLE_SCHEMA, DUPLICATE_SCHEMA, REJECT_SCHEMA
 
-ROW_GROUP_ROWS = 4096
+ROW_GROUP_ROWS = 1024
 PART_ROWS = 100_000
-_KEY_COLUMNS = ["article_id", "published_at", "feed_date", "source_path", "content_sha256", "source", "warnings"]
+KEY_SCHEMA = pa.schema([ARTICLE_SCHEMA.field(c) for c in KEY_COLUMNS])
 
 # Fixed writer settings: same input -> same bytes.
 PARQUET_OPTIONS: dict[str, Any] = {
@@ -42,8 +42,9 @@ PARQUET_OPTIONS: dict[str, Any] = {
 class _ShardCursor:
     """Reads rows of one shard in increasing order, a record batch at a time."""
 
-    def __init__(self, store: ShardStore, key: str) -> None:
+    def __init__(self, store: ShardStore, key: str, last_row: int) -> None:
         self.reader = store.open(key)
+        self.last_row = last_row  # the cursor is closed (its mapping released) once past this row
         self.cached_index = -1
         self.cached: pa.RecordBatch | None = None
 
@@ -63,19 +64,22 @@ class _ShardCursor:
         return table.take(pa.array([r - base for r in rows], type=pa.int64()))
 
 
-def collect_keys(store: ShardStore, keys: list[str]) -> pa.Table:
-    """Key columns of every shard, with (shard, row) coordinates."""
+def row_keys_table(row_keys: dict[str, list[Any]]) -> pa.Table:
+    """A shard's key columns (from its JSON meta) as Arrow: compact, whatever the corpus size."""
+    return pa.table({c: pa.array(row_keys[c], type=KEY_SCHEMA.field(c).type) for c in KEY_COLUMNS},
+                    schema=KEY_SCHEMA)
+
+
+def collect_keys(key_tables: list[pa.Table]) -> pa.Table:
+    """Key columns of every shard (in `keys` order), with (shard, row) coordinates."""
     parts = []
-    for shard_no, key in enumerate(keys):
-        reader = store.open(key)
-        table = reader.read_all().select(_KEY_COLUMNS)
+    for shard_no, table in enumerate(key_tables):
         n = table.num_rows
         table = table.append_column("shard", pa.array([shard_no] * n, pa.int32()))
         table = table.append_column("row", pa.array(range(n), pa.int64()))
         parts.append(table)
     if not parts:
-        schema = pa.schema([ARTICLE_SCHEMA.field(c) for c in _KEY_COLUMNS]
-                           + [pa.field("shard", pa.int32()), pa.field("row", pa.int64())])
+        schema = KEY_SCHEMA.append(pa.field("shard", pa.int32())).append(pa.field("row", pa.int64()))
         return schema.empty_table()
     return pa.concat_tables(parts)
 
@@ -115,6 +119,11 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
     shards = winners.column("shard").to_pylist()
     rows = winners.column("row").to_pylist()
     total = len(shards)
+    last_row: dict[int, int] = {}
+    last_group: dict[int, int] = {}
+    for pos, (s, r) in enumerate(zip(shards, rows, strict=True)):
+        last_row[s] = max(last_row.get(s, -1), r)
+        last_group[s] = pos // ROW_GROUP_ROWS
     names: list[str] = []
     writer: pq.ParquetWriter | None = None
     for start in range(0, max(total, 1), ROW_GROUP_ROWS):
@@ -129,8 +138,11 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
         if stop <= start:
             writer.write_table(ARTICLE_SCHEMA.empty_table())
             break
-        group = _gather(store, keys, cursors, shards[start:stop], rows[start:stop])
+        group = _gather(store, keys, cursors, last_row, shards[start:stop], rows[start:stop])
         writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
+        del group
+        for s in [s for s in cursors if last_group[s] <= start // ROW_GROUP_ROWS]:
+            del cursors[s]  # shards are near-sorted in time: most finish early, release them
         if progress:
             progress(stop - start)
     if writer is not None:
@@ -138,7 +150,7 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
     return names
 
 
-def _gather(store: ShardStore, keys: list[str], cursors: dict[int, _ShardCursor],
+def _gather(store: ShardStore, keys: list[str], cursors: dict[int, _ShardCursor], last_row: dict[int, int],
             shards: list[int], rows: list[int]) -> pa.Table:
     """Rows (shard, row) in the given order: one take per shard, then one reorder."""
     by_shard: dict[int, list[int]] = {}
@@ -152,7 +164,7 @@ def _gather(store: ShardStore, keys: list[str], cursors: dict[int, _ShardCursor]
         shard_rows.sort()
         cursor = cursors.get(s)
         if cursor is None:
-            cursor = cursors[s] = _ShardCursor(store, keys[s])
+            cursor = cursors[s] = _ShardCursor(store, keys[s], last_row[s])
         pieces.append(cursor.take(shard_rows))
         for i, r in enumerate(shard_rows):
             position[(s, r)] = offset + i

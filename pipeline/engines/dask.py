@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pipeline.batches import Batch, process_batch
+from pipeline.batches import Batch, BatchSettings, process_batch
 from pipeline.errors import BuildError
 
 # Batches in flight per worker thread: enough to keep workers busy while results stream back,
@@ -90,8 +90,8 @@ def _check_workers_can_read(client: Any, batch: Batch) -> bool:
     return False
 
 
-def run_dask(batches: Iterable[Batch], max_bytes: int, workers: int,
-             scheduler: str | None) -> Iterator[tuple[bytes, dict[str, Any]]]:
+def run_dask(batches: Iterable[Batch], settings: BatchSettings, workers: int,
+             scheduler: str | None) -> Iterator[tuple[bytes | None, dict[str, Any]]]:
     """Yield (shard bytes, meta) per batch, in completion order, with at most
     IN_FLIGHT_PER_THREAD x (worker threads) batches in flight."""
     from distributed import as_completed
@@ -110,7 +110,8 @@ def run_dask(batches: Iterable[Batch], max_bytes: int, workers: int,
                 checked = _check_workers_can_read(client, batch)
             # Key from the batch key: the batch's content hash, so the dashboard is readable
             # and resubmitting identical work is harmless.
-            pending.add(client.submit(process_batch, batch, max_bytes, key=f"process_batch-{batch.key}",
+            task_key = f"process_batch-{batch.key or _paths_key(batch)}"
+            pending.add(client.submit(process_batch, batch, settings, key=task_key,
                                       retries=1))
             while pending.count() >= window:
                 yield _take(next(pending))
@@ -122,7 +123,14 @@ def run_dask(batches: Iterable[Batch], max_bytes: int, workers: int,
             cluster.close()
 
 
-def _take(fut: Any) -> tuple[bytes, dict[str, Any]]:
+def _paths_key(batch: Batch) -> str:
+    """Batches without a signature key (fsspec inputs) still need distinct task keys."""
+    import hashlib
+
+    return hashlib.sha256("\0".join(i.source_path for i in batch.items).encode("utf-8", "replace")).hexdigest()
+
+
+def _take(fut: Any) -> tuple[bytes | None, dict[str, Any]]:
     result = fut.result()
     fut.release()
     return result

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from pipeline.batches import Batch, process_batch
+from pipeline.batches import Batch, BatchSettings, process_batch
 
 
 def default_workers() -> int:
@@ -18,18 +18,19 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def run_local(batches: Iterable[Batch], max_bytes: int, workers: int) -> Iterator[tuple[bytes, dict[str, Any]]]:
+def run_local(batches: Iterable[Batch], settings: BatchSettings,
+              workers: int) -> Iterator[tuple[bytes | None, dict[str, Any]]]:
     """Yield (shard bytes, meta) per batch, in completion order, with at most 2 x workers
     batches in flight so memory stays bounded."""
     if workers <= 1:
         for batch in batches:
-            yield process_batch(batch, max_bytes)
+            yield process_batch(batch, settings)
         return
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         pending: set[Future] = set()
         for batch in batches:
-            pending.add(pool.submit(process_batch, batch, max_bytes))
+            pending.add(pool.submit(process_batch, batch, settings))
             if len(pending) >= 2 * workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
