@@ -1,0 +1,553 @@
+"""Hostile and broken inputs: every one ends as an article (with warning codes) or a reject
+(with a reason code), fast, without side effects, and the manifest always adds up.
+
+All posts here are written by the tests (none copied from the corpus).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.build import BuildOptions, build
+from pipeline.process import process_post
+
+URL = "https://www.bbc.com/zhongwen/trad/world-54360001"
+CNA_URL = "https://www.cna.com.tw/news/aopl/202010010003.aspx"
+BODY = "<div><p>倫敦消息，英國政府今天宣布新的防疫措施。</p><p>措施下週一生效。</p></div>"
+PARAS = ["倫敦消息，英國政府今天宣布新的防疫措施。", "措施下週一生效。"]
+CNA_BODY = ("<div><p>（中央社記者王小明台北1日電）行政院今天通過新的預算案。</p>"
+            "<p>預算案將送立法院審議。（編輯：李大華）{code}</p></div>")
+
+
+def front(title: str | None = '"英國宣布新措施"', date: str | None = "2020-09-30T23:58:08.000Z",
+          author: str | None = "BBC", url: str | None = URL, extra: str = "") -> str:
+    lines = ["layout: post"]
+    for key, value in (("title", title), ("date", date), ("author", author), ("from", url)):
+        if value is not None:
+            lines.append(f"{key}: {value}")
+    if extra:
+        lines.append(extra)
+    if author is not None:
+        lines += [f"tags: [ {author} ]", f"categories: [ {author} ]"]
+    return "\n".join(lines)
+
+
+def post(fm: str | None = None, body: str = BODY, epoch: str = "<!--1601510288000-->\n") -> str:
+    fm = front() if fm is None else fm
+    return f"---\n{fm}\n---\n{epoch}[英國宣布新措施]({URL})\n------\n\n{body}\n"
+
+
+def cna_post(code: str = "1091001") -> str:
+    return post(front(title='"行政院通過預算案"', author="(臺)中央社CNA", url=CNA_URL), CNA_BODY.format(code=code))
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def run_build(tmp_path: Path, files: dict[str, bytes | str], **kw: Any) -> dict[str, Any]:
+    """Write `files` under tmp_path/in, build them, return manifest + rows by source_path."""
+    inp = tmp_path / "in"
+    inp.mkdir(exist_ok=True)
+    for name, data in files.items():
+        p = inp / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return build_folder(tmp_path, inp, **kw)
+
+
+def build_folder(tmp_path: Path, inp: Path, **kw: Any) -> dict[str, Any]:
+    out = tmp_path / "out"
+    opts = BuildOptions(input=str(inp), output=str(out), cache_dir=str(tmp_path / "cache"), workers=1,
+                        write_card=False, **kw)
+    manifest = build(opts)
+    on_disk = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    c = on_disk["counts"]
+    assert c["inputs"] == c["articles"] + c["rejects"] + c["duplicates"]
+    for src, sc in c["per_source"].items():
+        assert sc["inputs"] == sc.get("articles", 0) + sc.get("rejects", 0) + sc.get("duplicates", 0), src
+    articles = {r["source_path"]: r for r in pq.read_table(out / "articles").to_pylist()}
+    rejects = {r["source_path"]: r for r in pq.read_table(out / "rejects.parquet").to_pylist()}
+    assert c["articles"] == len(articles) and c["rejects"] == len(rejects)
+    return {"manifest": manifest, "articles": articles, "rejects": rejects, "out": out}
+
+
+def only_reject(res: dict[str, Any], name: str, reason: str) -> dict[str, Any]:
+    assert res["manifest"]["counts"]["inputs"] == 1
+    assert res["articles"] == {}
+    assert list(res["rejects"]) == [name]
+    row = res["rejects"][name]
+    assert row["reason"] == reason, row
+    return row
+
+
+def only_article(res: dict[str, Any], name: str, warnings: list[str]) -> dict[str, Any]:
+    assert res["manifest"]["counts"]["inputs"] == 1
+    assert res["rejects"] == {}, res["rejects"]
+    assert list(res["articles"]) == [name]
+    row = res["articles"][name]
+    assert row["warnings"] == warnings, row["warnings"]
+    return row
+
+
+def test_baseline_post_is_clean(tmp_path: Path) -> None:
+    row = only_article(run_build(tmp_path, {"a.md": post()}), "a.md", [])
+    assert row["paragraphs"] == PARAS
+    assert row["title"] == "英國宣布新措施"
+
+
+# -- bytes and encodings ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [b"", b" \n\t\r\n  "], ids=["zero-bytes", "whitespace"])
+def test_empty_file(tmp_path: Path, data: bytes) -> None:
+    row = only_reject(run_build(tmp_path, {"e.md": data}), "e.md", "empty_file")
+    assert row["size_bytes"] == len(data)
+
+
+def test_binary_garbage(tmp_path: Path) -> None:
+    data = random.Random(1).randbytes(8192)
+    row = only_reject(run_build(tmp_path, {"g.md": data}), "g.md", "binary_content")
+    assert row["size_bytes"] == 8192
+
+
+def test_png_named_md(tmp_path: Path) -> None:
+    data = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 8
+    only_reject(run_build(tmp_path, {"img.md": data}), "img.md", "binary_content")
+
+
+@pytest.mark.parametrize("codec", ["big5", "gb18030"])
+def test_legacy_encodings(tmp_path: Path, codec: str) -> None:
+    row = only_article(run_build(tmp_path, {"l.md": post().encode(codec)}), "l.md", ["decoded_legacy"])
+    assert row["paragraphs"] == PARAS and row["title"] == "英國宣布新措施"
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"], ids=["bom", "le-no-bom", "be-no-bom"])
+def test_utf16(tmp_path: Path, codec: str) -> None:
+    row = only_article(run_build(tmp_path, {"u.md": post().encode(codec)}), "u.md", ["decoded_utf16"])
+    assert row["paragraphs"] == PARAS and row["title"] == "英國宣布新措施"
+
+
+def test_utf16_be_with_bom(tmp_path: Path) -> None:
+    data = b"\xfe\xff" + post().encode("utf-16-be")
+    row = only_article(run_build(tmp_path, {"u.md": data}), "u.md", ["decoded_utf16"])
+    assert row["paragraphs"] == PARAS
+
+
+def test_utf8_bom(tmp_path: Path) -> None:
+    row = only_article(run_build(tmp_path, {"b.md": b"\xef\xbb\xbf" + post().encode()}), "b.md", ["decoded_bom"])
+    assert row["paragraphs"] == PARAS and row["title"] == "英國宣布新措施"
+
+
+def test_invalid_utf8_mid_file(tmp_path: Path) -> None:
+    raw = post().encode()
+    i = raw.index("措施下週".encode())
+    data = raw[:i] + b"\xff\xfe" + raw[i + 1:]  # a stray pair, and the first character cut
+    row = only_article(run_build(tmp_path, {"i.md": data}), "i.md", ["invalid_utf8"])
+    assert row["paragraphs"][0] == PARAS[0]
+    assert row["paragraphs"][1].startswith("\ufffd") and row["paragraphs"][1].endswith("施下週一生效。")
+
+
+def test_invalid_utf8_is_not_read_as_gb18030(tmp_path: Path) -> None:
+    """GB18030 decodes most byte soup; a UTF-8 file with one bad byte must stay UTF-8."""
+    text = post(body="<p>英國政府宣布措施abc 今天生效</p>").encode()
+    data = text.replace(b"abc", b"\xa1abc")
+    row = only_article(run_build(tmp_path, {"m.md": data}), "m.md", ["invalid_utf8"])
+    assert row["paragraphs"] == ["英國政府宣布措施\ufffdabc 今天生效"]
+
+
+def test_crlf(tmp_path: Path) -> None:
+    data = post().replace("\n", "\r\n").encode()
+    row = only_article(run_build(tmp_path, {"c.md": data}), "c.md", [])
+    assert row["paragraphs"] == PARAS and row["title"] == "英國宣布新措施"
+    assert row["published_at"] is not None and row["feed_date"] is not None
+
+
+def test_old_mac_line_ends(tmp_path: Path) -> None:
+    data = post().replace("\n", "\r").encode()
+    row = only_article(run_build(tmp_path, {"r.md": data}), "r.md", [])
+    assert row["paragraphs"] == PARAS
+
+
+def test_nul_and_control_characters(tmp_path: Path) -> None:
+    body = "<p>倫敦\x00消息，英國\x1b[31m政府\x7f今天\x08宣布。</p>"
+    data = post(front(title='"英國\x00宣布"'), body).encode()
+    row = only_article(run_build(tmp_path, {"n.md": data}), "n.md", ["control_chars_removed"])
+    assert row["paragraphs"] == ["倫敦消息，英國[31m政府今天宣布。"]
+    assert row["title"] == "英國宣布"
+
+
+# -- front matter -------------------------------------------------------------------------
+
+
+def test_no_front_matter(tmp_path: Path) -> None:
+    only_reject(run_build(tmp_path, {"p.md": "# just a note\n\nsome text\n"}), "p.md", "no_front_matter")
+
+
+def test_front_matter_never_closed(tmp_path: Path) -> None:
+    data = f"---\n{front()}\n<!--1601510288000-->\n{BODY}\n"
+    only_reject(run_build(tmp_path, {"u.md": data}), "u.md", "unclosed_front_matter")
+
+
+def test_front_matter_closed_only_by_longer_rule(tmp_path: Path) -> None:
+    data = f"---\n{front()}\n------\n{BODY}\n"
+    only_reject(run_build(tmp_path, {"u.md": data}), "u.md", "unclosed_front_matter")
+
+
+def test_invalid_yaml_unescaped_quotes(tmp_path: Path) -> None:
+    data = post(front(title='"他說"不"就是不: 英國宣布"'))
+    row = only_article(run_build(tmp_path, {"q.md": data}), "q.md", ["front_matter_fallback"])
+    assert row["title"] == '他說"不"就是不: 英國宣布'
+    assert row["source"] == "BBC" and row["url"] == URL and row["feed_date"] is not None
+    assert row["paragraphs"] == PARAS
+
+
+def test_front_matter_neither_yaml_nor_lines(tmp_path: Path) -> None:
+    data = post("- just\n- a list\n- of things")
+    only_reject(run_build(tmp_path, {"l.md": data}), "l.md", "bad_front_matter")
+
+
+def test_front_matter_too_large(tmp_path: Path) -> None:
+    data = post(front(extra="note: " + "x" * 70_000))
+    only_reject(run_build(tmp_path, {"big.md": data}), "big.md", "bad_front_matter")
+
+
+def test_yaml_code_execution_tag(tmp_path: Path) -> None:
+    target = tmp_path / "pwned"
+    tag = f'!!python/object/apply:os.system ["touch {target}"]'
+    for fm in (front(title=tag), front(extra=f"evil: {tag}"),
+               front(extra=f"evil: !!python/object/new:subprocess.check_output [[touch, {target}]]")):
+        kind, row = process_post("y.md", post(fm).encode())
+        assert not target.exists()
+        assert kind == "article", row
+        assert row["warnings"] == ["front_matter_fallback"]
+        assert row["paragraphs"] == PARAS and row["url"] == URL
+    res = run_build(tmp_path, {"y.md": post(front(title=tag))})
+    row = only_article(res, "y.md", ["front_matter_fallback"])
+    assert not target.exists()
+    assert row["title"] == tag  # read as the plain text it is
+
+
+def test_yaml_alias_bomb(tmp_path: Path) -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    prev = "a"
+    for name in "bcdefghij":
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+        prev = name
+    bomb = "\n".join(lines)  # 9**10 = 3.5 billion "lol"s if expanded
+    fm = f"{bomb}\ntitle: *j\ndate: 2020-09-30T23:58:08.000Z\nauthor: BBC\nfrom: {URL}"
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        kind, row = process_post("bomb.md", post(fm).encode())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - t0 < 2
+    assert peak < 20 * 1024 * 1024
+    assert kind == "article"
+    assert row["title"] is None and row["warnings"] == ["no_title"]
+    res = run_build(tmp_path, {"bomb.md": post(fm)})
+    only_article(res, "bomb.md", ["no_title"])
+
+
+def test_yaml_alias_in_url(tmp_path: Path) -> None:
+    fm = f"u: &u [{URL}]\nfrom: *u\nauthor: BBC\ndate: 2020-09-30T23:58:08.000Z"
+    only_reject(run_build(tmp_path, {"a.md": post(fm)}), "a.md", "no_url")
+
+
+@pytest.mark.parametrize(("epoch", "code"), [
+    ("", "no_epoch"),
+    ("<!--abc-->\n", "bad_epoch"),
+    ("<!---->\n", "bad_epoch"),
+    ("<!--0-->\n", "bad_epoch"),
+    ("<!---1601510288000-->\n", "bad_epoch"),
+    ("<!--99999999999999999999999999-->\n", "bad_epoch"),
+    ("<!--16015102880001-->\n", "bad_epoch"),
+], ids=["missing", "letters", "empty", "zero", "negative", "huge", "year-2477"])
+def test_missing_or_garbage_epoch(tmp_path: Path, epoch: str, code: str) -> None:
+    row = only_article(run_build(tmp_path, {"e.md": post(epoch=epoch)}), "e.md", [code])
+    assert row["published_at"] is None
+    assert row["paragraphs"] == PARAS  # the title link and the comment never leak into the text
+
+
+@pytest.mark.parametrize("date", ["yesterday", "2020-13-45T99:99:99Z", "'[1, 2]'", "9" * 80, "1800-01-01",
+                                  "[2020, 10]", "{a: b}"])
+def test_garbage_date(tmp_path: Path, date: str) -> None:
+    row = only_article(run_build(tmp_path, {"d.md": post(front(date=date))}), "d.md", ["bad_feed_date"])
+    assert row["feed_date"] is None
+    assert row["published_at"] is not None
+
+
+def test_missing_date(tmp_path: Path) -> None:
+    only_article(run_build(tmp_path, {"d.md": post(front(date=None))}), "d.md", ["bad_feed_date"])
+
+
+@pytest.mark.parametrize("url", [None, "", "''", "[]", "{a: b}"], ids=["missing", "empty", "quoted-empty", "list", "map"])
+def test_missing_from(tmp_path: Path, url: str | None) -> None:
+    only_reject(run_build(tmp_path, {"f.md": post(front(url=url))}), "f.md", "no_url")
+
+
+def test_missing_author(tmp_path: Path) -> None:
+    res = run_build(tmp_path, {"a.md": post(front(author=None))})
+    row = only_article(res, "a.md", ["no_source"])
+    assert row["source"] is None
+    assert res["manifest"]["counts"]["per_source"] == {"(unknown)": {"articles": 1, "inputs": 1}}
+
+
+def test_missing_title(tmp_path: Path) -> None:
+    only_article(run_build(tmp_path, {"t.md": post(front(title=None))}), "t.md", ["no_title"])
+
+
+@pytest.mark.parametrize("tags", ["tags: 42", "tags: BBC", "tags: {a: b}", "tags:", "tags: [[x], {y: z}]",
+                                  "categories: !!binary aGVsbG8="])
+def test_tags_not_a_list(tmp_path: Path, tags: str) -> None:
+    fm = "\n".join(line for line in front().split("\n") if not line.startswith(("tags", "categories")))
+    row = only_article(run_build(tmp_path, {"t.md": post(f"{fm}\n{tags}")}), "t.md", [])
+    assert row["paragraphs"] == PARAS and row["source"] == "BBC"
+
+
+# -- CNA text rules -----------------------------------------------------------------------
+
+
+def test_cna_baseline(tmp_path: Path) -> None:
+    row = only_article(run_build(tmp_path, {"c.md": cna_post()}), "c.md", [])
+    assert row["roc_code"] == "1091001" and str(row["roc_date"]) == "2020-10-01"
+    assert row["credit_line"] == "編輯：李大華"
+    assert row["paragraphs"] == ["行政院今天通過新的預算案。", "預算案將送立法院審議。"]
+
+
+@pytest.mark.parametrize(("code", "warning"), [
+    ("1091341", "roc_code_invalid_date"),  # month 13
+    ("1090230", "roc_code_invalid_date"),  # 30 February
+    ("0001001", "roc_code_invalid_date"),  # ROC year 0
+    ("20201001", "roc_code_malformed"),  # 8 digits
+])
+def test_roc_code_that_is_no_date(tmp_path: Path, code: str, warning: str) -> None:
+    row = only_article(run_build(tmp_path, {"c.md": cna_post(code)}), "c.md", [warning])
+    assert row["roc_code"] == code and row["roc_date"] is None
+    assert row["paragraphs"][-1] == "預算案將送立法院審議。"
+
+
+# -- HTML ---------------------------------------------------------------------------------
+
+
+def test_truncated_html(tmp_path: Path) -> None:
+    body = '<div><p>倫敦消息，英國政府今天宣布新的防疫措施。</p><p>措施下週一生效。<a href="https://exa'
+    row = only_article(run_build(tmp_path, {"t.md": post(body=body)}), "t.md", [])
+    assert row["paragraphs"] == PARAS
+
+
+def test_truncated_mid_tag_and_entity(tmp_path: Path) -> None:
+    body = "<div><p>倫敦消息，英國政府今天宣布新的防疫措施。</p><p>措施下週一生效。&am"
+    row = only_article(run_build(tmp_path, {"t.md": post(body=body)}), "t.md", [])
+    assert row["paragraphs"][0] == PARAS[0]
+    assert row["paragraphs"][1].startswith(PARAS[1])
+
+
+@pytest.mark.parametrize("tag", ["div", "span"])
+def test_twenty_thousand_nested_elements(tmp_path: Path, tag: str) -> None:
+    body = f"<p>開頭段落。</p>{f'<{tag}>' * 20_000}深處的文字。{f'</{tag}>' * 20_000}"
+    t0 = time.perf_counter()
+    kind, row = process_post("deep.md", post(body=body).encode())
+    assert time.perf_counter() - t0 < 5
+    assert kind == "article"
+    res = run_build(tmp_path, {"deep.md": post(body=body)})
+    row = res["articles"]["deep.md"]
+    assert row["paragraphs"][0] == "開頭段落。"
+
+
+@pytest.mark.xfail(strict=True, reason="pipeline/clean.py parse_html: libxml2 stops at depth 256 "
+                   "(FATAL ERR_RESOURCE_LIMIT) and the text below is silently lost; see report")
+@pytest.mark.parametrize("tag", ["div", "span"])
+def test_twenty_thousand_nested_elements_keep_text(tag: str) -> None:
+    body = f"<p>開頭段落。</p>{f'<{tag}>' * 20_000}深處的文字。{f'</{tag}>' * 20_000}"
+    kind, row = process_post("deep.md", post(body=body).encode())
+    assert "深處的文字。" in row["text"]
+    assert "html_too_deep" in row["warnings"]
+
+
+class _Listener:
+    """A local TCP port that records whether anything connected to it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(5)
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+
+    def connected(self) -> bool:
+        try:
+            conn, _ = self.sock.accept()
+        except BlockingIOError:
+            return False
+        conn.close()
+        return True
+
+
+def test_external_entities(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT root:x:0:0", encoding="utf-8")
+    listener = _Listener()
+    try:
+        bodies = {
+            "file.md": f'<!DOCTYPE x [<!ENTITY e SYSTEM "file://{secret}">]><div><p>前文&e;後文</p></div>',
+            "passwd.md": '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><div><p>前文&e;後文</p></div>',
+            "http.md": (f'<!DOCTYPE x [<!ENTITY e SYSTEM "http://127.0.0.1:{listener.port}/x">]>'
+                        f'<div><p>前文&e;後文</p><img src="http://127.0.0.1:{listener.port}/i.png"></div>'),
+            "xinclude.md": (f'<div xmlns:xi="http://www.w3.org/2001/XInclude"><p>前文</p>'
+                            f'<xi:include href="file://{secret}" parse="text"/><p>後文</p></div>'),
+        }
+        res = run_build(tmp_path, {name: post(front(url=f"{URL}{i}"), body=b)
+                                   for i, (name, b) in enumerate(bodies.items())})
+        assert not listener.connected()
+    finally:
+        listener.sock.close()
+    assert res["rejects"] == {}
+    passwd = Path("/etc/passwd").read_text(errors="replace").splitlines()[0]
+    table = pq.read_table(res["out"] / "articles")
+    dump = json.dumps(table.to_pylist(), default=str, ensure_ascii=False)
+    assert "TOP-SECRET" not in dump and passwd not in dump and "root:x:0" not in dump
+    for name in bodies:
+        row = res["articles"][name]
+        assert row["warnings"] == []
+        assert "前文" in row["text"] and "後文" in row["text"]
+
+
+@pytest.mark.xfail(strict=True, reason="pipeline/clean.py: the HTML parser does not know DOCTYPE internal "
+                   "subsets, so ' ]>' stays as a paragraph; see report")
+def test_doctype_internal_subset_leaves_no_text() -> None:
+    body = '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><div><p>前文後文</p></div>'
+    kind, row = process_post("x.md", post(body=body).encode())
+    assert row["paragraphs"] == ["前文後文"]
+
+
+# -- size ---------------------------------------------------------------------------------
+
+
+def _one_line_post(size: int) -> bytes:
+    paras = "".join(f"<p>第{i}段，英國政府今天宣布新的防疫措施。</p>" for i in range(size // 60 + 1))
+    data = post(body=f"<div>{paras}</div>").encode()
+    assert max(len(line) for line in data.split(b"\n")) > size
+    return data
+
+
+def test_too_large_with_default_limit(tmp_path: Path) -> None:
+    files = {"huge30.md": b"---\n" + b"x" * (30 * 1024 * 1024), "line15.md": _one_line_post(15 * 1024 * 1024)}
+    t0 = time.perf_counter()
+    res = run_build(tmp_path, files)
+    assert time.perf_counter() - t0 < 10
+    assert res["articles"] == {}
+    assert {k: r["reason"] for k, r in res["rejects"].items()} == {"huge30.md": "too_large", "line15.md": "too_large"}
+    assert res["rejects"]["huge30.md"]["size_bytes"] == 30 * 1024 * 1024 + 4
+
+
+def test_fifteen_mb_single_line_with_raised_limit(tmp_path: Path) -> None:
+    data = _one_line_post(15 * 1024 * 1024)
+    assert len(data) > 15 * 1024 * 1024
+    t0 = time.perf_counter()
+    res = run_build(tmp_path, {"line15.md": data}, max_bytes=32 * 1024 * 1024)
+    seconds = time.perf_counter() - t0
+    row = only_article(res, "line15.md", [])
+    assert seconds < 30, f"{seconds:.1f}s"
+    assert row["paragraphs"][0] == "第0段，英國政府今天宣布新的防疫措施。"
+    assert len(row["paragraphs"]) == 15 * 1024 * 1024 // 60 + 1
+
+
+@pytest.mark.xfail(strict=True, reason="pipeline/clean.py parse_html: libxml2 without huge_tree refuses a "
+                   "text node over 10 MB (FATAL ERR_RESOURCE_LIMIT) and the text is silently lost; see report")
+def test_fifteen_mb_single_text_node_keeps_text() -> None:
+    data = post(body="<p>" + "字" * 5_000_000 + "</p>").encode()
+    kind, row = process_post("t.md", data)
+    assert kind == "article" and "empty_body" not in row["warnings"]
+
+
+# -- file system --------------------------------------------------------------------------
+
+
+def test_folder_named_md(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    (inp / "2020-10-01" / "folder.md").mkdir(parents=True)
+    (inp / "2020-10-01" / "folder.md" / "inner.txt").write_text("x")
+    res = build_folder(tmp_path, inp)
+    row = only_reject(res, "2020-10-01/folder.md", "not_a_file")
+    assert row["size_bytes"] is None
+
+
+def test_broken_symlink(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    inp.mkdir()
+    os.symlink(tmp_path / "nowhere.md", inp / "dangling.md")
+    only_reject(build_folder(tmp_path, inp), "dangling.md", "unreadable")
+
+
+def test_symlink_to_post_is_a_post(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (tmp_path / "real.md").write_text(post(), encoding="utf-8")
+    os.symlink(tmp_path / "real.md", inp / "link.md")
+    only_article(build_folder(tmp_path, inp), "link.md", [])
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    inp = tmp_path / "in"
+    inp.mkdir()
+    (inp / "secret.md").write_text(post(), encoding="utf-8")
+    (inp / "secret.md").chmod(0)
+    only_reject(build_folder(tmp_path, inp), "secret.md", "unreadable")
+
+
+def test_odd_file_names(tmp_path: Path) -> None:
+    names = ["with space.md", 'quote"d.md', "single'quote.md", "new\nline.md", "tab\tand 中文 [1].md",
+             "back\\slash.md", "-leading-dash.md"]
+    files = {}
+    for i, name in enumerate(names):
+        url = f"https://www.bbc.com/zhongwen/trad/world-{54360100 + i}"
+        files[name] = post(front(url=url))
+    res = run_build(tmp_path, files)
+    assert sorted(res["articles"]) == sorted(names)
+    assert res["rejects"] == {}
+    for row in res["articles"].values():
+        assert row["warnings"] == [] and row["paragraphs"] == PARAS
+
+
+def test_undecodable_file_name(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    inp.mkdir()
+    with open(os.path.join(os.fsencode(inp), b"latin1-\xe9t\xe9.md"), "wb") as fh:
+        fh.write(post().encode())
+    res = build_folder(tmp_path, inp)
+    only_article(res, "latin1-\ufffdt\ufffd.md", [])
+
+
+def test_mixed_folder_adds_up(tmp_path: Path) -> None:
+    """All kinds at once, plus a duplicate: nothing lost, nothing counted twice."""
+    inp = tmp_path / "in"
+    files: dict[str, bytes | str] = {
+        "ok.md": post(), "dup.md": post(), "empty.md": b"", "bin.md": random.Random(2).randbytes(999),
+        "nofm.md": "hello", "open.md": f"---\n{front()}\n", "nourl.md": post(front(url=None)),
+        "big5.md": post(front(url=URL + "9")).encode("big5"), "cna.md": cna_post("1091399"),
+    }
+    res = run_build(tmp_path, files)
+    (inp / "dir.md").mkdir()
+    os.symlink(tmp_path / "gone", inp / "gone.md")
+    res = build_folder(tmp_path, inp)
+    c = res["manifest"]["counts"]
+    assert c["inputs"] == 11
+    assert (c["articles"], c["duplicates"], c["rejects"]) == (3, 1, 7)
+    assert c["rejects_by_reason"] == {"binary_content": 1, "empty_file": 1, "no_front_matter": 1, "no_url": 1,
+                                      "not_a_file": 1, "unclosed_front_matter": 1, "unreadable": 1}
+    assert res["articles"]["cna.md"]["warnings"] == ["roc_code_invalid_date"]
+    assert res["articles"]["big5.md"]["warnings"] == ["decoded_legacy"]
