@@ -23,7 +23,8 @@ _BLOCK_TAGS = frozenset({"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "
                          "figure", "figcaption", "header", "footer", "aside", "pre", "dl", "dt", "dd",
                          "hr", "main", "nav", "center", "picture", "body", "html", "address", "details",
                          "summary"})
-_WS_RE = re.compile(r"[ \t\n\r\f\v\u00a0\u2000-\u200b\u3000\ufeff]+")
+# Marks a <br> inside collected text: NUL never survives decoding, so it cannot occur in a post.
+_BR = "\x00"
 # Beyond this depth the walk stops recursing and reads the subtree's text in one go.
 MAX_DEPTH = 120
 
@@ -63,7 +64,9 @@ _DATE_STAMP_RE = re.compile(r"^(\d{2}/\d{2}/\d{4} - \d{2}:\d{2}|\w{3}, \d{1,2} \
 
 def normalize_space(text: str) -> str:
     """Collapse whitespace runs (including ideographic and no-break spaces) to one space."""
-    return _WS_RE.sub(" ", text).strip()
+    if "\u200b" in text or "\ufeff" in text:  # zero-width: not whitespace to str.split
+        text = text.replace("\u200b", " ").replace("\ufeff", " ")
+    return " ".join(text.split())
 
 
 def parse_html(body: str) -> tuple[Any | None, list[str]]:
@@ -93,6 +96,7 @@ class _Walker:
         self.warnings: list[str] = []
         self.stopped = False  # set once the feed footer is reached
         self._special = rules.related_classes | rules.image_classes | rules.drop_classes
+        self._check_ids = bool(rules.drop_ids_prefixes)
 
     # -- classification -------------------------------------------------
     def _classes(self, el: Any) -> frozenset[str] | None:
@@ -105,7 +109,10 @@ class _Walker:
 
     # -- output -----------------------------------------------------------
     def _emit(self, text: str) -> None:
-        for line in text.split("\n"):
+        """One block's text -> paragraphs: split at <br> (never at source newlines)."""
+        if not text or text.isspace():
+            return
+        for line in text.split(_BR) if _BR in text else (text,):
             line = normalize_space(line)
             if not line:
                 continue
@@ -122,19 +129,27 @@ class _Walker:
         skip = None  # a <small> caption box already consumed by the image before it
         if el.text:
             run.append(el.text)
+        check_ids = self._check_ids
         for child in el:
             if self.stopped:
                 return
             tag = child.tag
-            if not isinstance(tag, str):  # comments, processing instructions
+            if tag.__class__ is not str:  # comments, processing instructions
                 if child.tail:
                     run.append(child.tail)
                 continue
-            tag = tag.lower()
-            if tag in _SKIP_TAGS or self._handled_box(child):
+            if tag == "p" and not len(child) and not child.get("class"):
+                # the common case: a plain paragraph of text
+                if run:
+                    self._emit("".join(run))
+                    run = []
+                if child.text:
+                    self._emit(child.text)
+            elif tag in _SKIP_TAGS or ((child.get("class") or (check_ids and child.get("id")))
+                                       and self._handled_box(child)):
                 pass
             elif tag == "br":
-                run.append("\n")
+                run.append(_BR)
             elif tag == "img":
                 caption_el = self._small_caption(child)
                 self._image(child, normalize_space("".join(caption_el.itertext())) if caption_el is not None else None)
@@ -149,8 +164,9 @@ class _Walker:
             elif self.rules.related_link_prefixes and tag == "p" and self._related_paragraph(child):
                 pass
             elif tag in _BLOCK_TAGS:
-                self._emit("".join(run))
-                run = []
+                if run:
+                    self._emit("".join(run))
+                    run = []
                 if tag == "hr":
                     pass
                 elif depth >= MAX_DEPTH:
@@ -169,14 +185,15 @@ class _Walker:
         """Text of an inline element, honouring drops, <br> and nested blocks."""
         if el.text:
             run.append(el.text)
+        check_ids = self._check_ids
         for child in el:
             tag = child.tag
-            if isinstance(tag, str):
-                tag = tag.lower()
-                if tag in _SKIP_TAGS or self._handled_box(child):
+            if tag.__class__ is str:
+                if tag in _SKIP_TAGS or ((child.get("class") or (check_ids and child.get("id")))
+                                         and self._handled_box(child)):
                     pass
                 elif tag == "br":
-                    run.append("\n")
+                    run.append(_BR)
                 elif tag == "img":
                     self._image(child, None)
                 elif depth >= MAX_DEPTH:
