@@ -55,6 +55,7 @@ class TreeRSS:
         self.interval = interval
         self.peak = 0
         self.peak_procs = 0
+        self.peak_root = 0  # the driver (the build command itself): discover, merge, write
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -67,9 +68,12 @@ class TreeRSS:
             total = 0
             for p in procs:
                 try:
-                    total += p.memory_info().rss
+                    rss = p.memory_info().rss
                 except psutil.Error:
-                    pass
+                    continue
+                total += rss
+                if p is self.proc:
+                    self.peak_root = max(self.peak_root, rss)
             if total > self.peak:
                 self.peak, self.peak_procs = total, len(procs)
             self._stop.wait(self.interval)
@@ -103,6 +107,7 @@ def run_build(args: list[str], label: str) -> dict[str, Any]:
         "seconds": seconds,
         "peak_rss_tree_mb": rss.peak / MB,
         "peak_rss_procs": rss.peak_procs,
+        "peak_rss_driver_mb": rss.peak_root / MB,
         # ru_maxrss (KiB on Linux) is the largest single child so far; only meaningful when it grew.
         "max_single_child_rss_mb": max_single / 1024 if max_single > before else None,
         "counts": {k: manifest["counts"][k] for k in ("inputs", "articles", "rejects", "duplicates")},
@@ -318,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         ["full build --no-cache", fmt(full["seconds"]), fmt(full["posts_per_s"], 0), fmt(full["mb_per_s"], 1),
          fmt(full["peak_rss_tree_mb"], 0), f"{full['counts']['articles']:,} articles"],
         ["unchanged rebuild", fmt(again["seconds"]), fmt(n / again["seconds"], 0), fmt(size_mb / again["seconds"], 1),
-         fmt(again["peak_rss_tree_mb"], 0), f"{100 * again['share_of_full']:.1f}% of full"],
+         fmt(again["peak_rss_tree_mb"], 0),
+         f"{100 * again['share_of_full']:.1f}% of full, reused {(again['cache'] or {}).get('reused', 0):,}"],
     ]
     if tr["scaled_seconds"]:
         rows.append([f"trafilatura ({tr['sample_posts']} CNA posts, scaled to {n:,})", fmt(tr["scaled_seconds"]),
@@ -340,7 +346,11 @@ def main(argv: list[str] | None = None) -> int:
         print("full build stages (manifest timings_s): "
               + ", ".join(f"{k} {v:.2f}s" for k, v in full["timings_s"].items()))
     print(f"peak RSS = sum over the build's process tree (polled every 20 ms, {full['peak_rss_procs']} processes "
-          f"at peak); largest single process {fmt(full['max_single_child_rss_mb'], 0)} MB")
+          f"at peak); driver alone {full['peak_rss_driver_mb']:.0f} MB"
+          + (f", 4x driver {scaling['peak_rss_driver_mb']:.0f} MB" if scaling else ""))
+    if (again.get("cache") or {}).get("processed"):
+        print(f"WARNING: the unchanged rebuild processed {again['cache']['processed']:,} posts instead of reusing "
+              "them: did pipeline code change during the run? (the cache is keyed by a code fingerprint)")
     print()
     goal_rows = []
     for g in result["goals"].values():

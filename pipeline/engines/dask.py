@@ -108,9 +108,10 @@ def run_dask(batches: Iterable[Batch], settings: BatchSettings, workers: int,
         for batch in batches:
             if not checked:
                 checked = _check_workers_can_read(client, batch)
-            # Key from the batch key: the batch's content hash, so the dashboard is readable
-            # and resubmitting identical work is harmless.
-            task_key = f"process_batch-{batch.key or _paths_key(batch)}"
+            # Deterministic key (batch identity + settings): readable on the dashboard, and two
+            # builds submitting the same work to one cluster at once share a result only when
+            # it is the same result.
+            task_key = _task_key(batch, settings)
             pending.add(client.submit(process_batch, batch, settings, key=task_key,
                                       retries=1))
             while pending.count() >= window:
@@ -123,11 +124,17 @@ def run_dask(batches: Iterable[Batch], settings: BatchSettings, workers: int,
             cluster.close()
 
 
-def _paths_key(batch: Batch) -> str:
-    """Batches without a signature key (fsspec inputs) still need distinct task keys."""
+def _task_key(batch: Batch, settings: BatchSettings) -> str:
+    """Batches without a signature key (fsspec inputs) are named by their paths instead."""
     import hashlib
 
-    return hashlib.sha256("\0".join(i.source_path for i in batch.items).encode("utf-8", "replace")).hexdigest()
+    h = hashlib.sha256(repr(settings).encode("utf-8", "replace"))
+    if batch.key:
+        h.update(batch.key.encode())
+    else:
+        for item in batch.items:
+            h.update(item.source_path.encode("utf-8", "surrogatepass") + b"\0")
+    return f"process_batch-{h.hexdigest()[:32]}"
 
 
 def _take(fut: Any) -> tuple[bytes | None, dict[str, Any]]:
