@@ -13,10 +13,13 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
+from pipeline.errors import BuildError
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -37,22 +40,35 @@ class ShardStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        try:  # fail before any work, with a clear message, when the cache cannot be written
+            self.root.mkdir(parents=True, exist_ok=True)
+            writable = os.access(self.root, os.W_OK | os.X_OK)
+        except OSError as exc:
+            raise BuildError(f"cache folder is not writable: {self.root} ({exc.strerror}); "
+                             "check --output or set --cache-dir") from exc
+        if not writable:
+            raise BuildError(f"cache folder is not writable: {self.root}; check --output or set --cache-dir")
 
     def _base(self, key: str) -> Path:
         return self.root / "shards" / key[:2] / key
 
     def get_meta(self, key: str) -> dict[str, Any] | None:
+        """The shard's meta, or None when the shard is absent or damaged (its Arrow file
+        missing or not of the size recorded when it was written): then it is recomputed."""
         try:
             with open(self._base(key).with_suffix(".json"), encoding="utf-8") as fh:
                 meta = json.load(fh)
+            size = os.path.getsize(self.arrow_path(key))
         except (OSError, ValueError):
             return None
-        return meta if os.path.exists(self.arrow_path(key)) else None
+        if not isinstance(meta, dict) or meta.get("arrow_bytes", size) != size:
+            return None
+        return meta
 
     def put(self, key: str, ipc: bytes, meta: dict[str, Any]) -> None:
         _atomic_write(self.arrow_path(key), ipc)
         _atomic_write(self._base(key).with_suffix(".json"),
-                      json.dumps(meta, sort_keys=True).encode("ascii"))
+                      json.dumps({**meta, "arrow_bytes": len(ipc)}, sort_keys=True).encode("ascii"))
 
     def arrow_path(self, key: str) -> Path:
         return self._base(key).with_suffix(".arrow")
@@ -74,6 +90,11 @@ class ShardStore:
         return removed
 
 
+# A file modified this recently may change again within the file system's timestamp
+# granularity without its (size, mtime) changing ("racy git"): it is hashed, not indexed.
+RACY_NS = 2_000_000_000
+
+
 class StatIndex:
     """(size, mtime_ns, inode) -> content SHA-256 for the files of one input root."""
 
@@ -83,9 +104,11 @@ class StatIndex:
         self.entries: dict[str, list[Any]] = {}
         try:
             with open(self.path, encoding="utf-8") as fh:
-                self.entries = json.load(fh)
+                entries = json.load(fh)
         except (OSError, ValueError):
-            self.entries = {}
+            entries = {}
+        if isinstance(entries, dict):
+            self.entries = {k: v for k, v in entries.items() if isinstance(v, list) and len(v) >= 2}
         self.fresh: dict[str, list[Any]] = {}
 
     def lookup(self, rel: str, signature: tuple[int, ...]) -> str | None:
@@ -96,6 +119,8 @@ class StatIndex:
         return None
 
     def record(self, rel: str, signature: tuple[int, ...], sha: str) -> None:
+        if len(signature) > 1 and signature[1] >= time.time_ns() - RACY_NS:
+            return  # racy: hash it again next time
         self.fresh[rel] = [*signature, sha]
 
     def save(self) -> None:

@@ -30,15 +30,39 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _replaceable(out: Path) -> bool:
+    """An output path a build may take over: absent, our symlink, or a plain folder that is
+    empty or holds a dataset (never a file, nor a folder of someone's other work)."""
+    if out.is_symlink() or not out.exists():
+        return True
+    if not out.is_dir():
+        return False
+    names = {p.name for p in out.iterdir()}
+    return not names or "manifest.json" in names or "articles" in names
+
+
 def prepare_staging(out: Path) -> Path:
     """A fresh, empty staging folder beside the output; stale ones from killed builds go."""
     root = builds_dir(out)
     try:
+        replaceable = _replaceable(out)
+    except OSError as exc:
+        raise BuildError(f"output path {out} cannot be inspected ({exc.strerror})") from exc
+    if not replaceable:
+        kind = "a folder that holds no dataset" if out.is_dir() else "not a folder"
+        raise BuildError(f"output path {out} exists and is {kind}: refusing to replace it "
+                         "(choose another --output or remove it)")
+    try:
         root.mkdir(parents=True, exist_ok=True)
-        for old in root.glob("tmp-*"):
+        for old in root.iterdir():
+            if not old.name.startswith(("tmp-", ".link-")):
+                continue
             pid = old.name.split("-")[1]
             if not pid.isdigit() or not _pid_alive(int(pid)):
-                shutil.rmtree(old, ignore_errors=True)
+                if old.is_dir() and not old.is_symlink():
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    old.unlink(missing_ok=True)
         staging = root / f"tmp-{os.getpid()}-{time.time_ns()}"
         staging.mkdir()
     except OSError as exc:
@@ -58,11 +82,18 @@ def publish(staging: Path, out: Path) -> Path:
     if out.exists() and not out.is_symlink():
         # First build over a plain folder: move it aside (the one non-atomic step, once).
         os.rename(out, root / f"previous-{time.time_ns()}")
+    previous = os.readlink(out) if out.is_symlink() else None
     os.replace(link, out)
-    current = final.name
+    # Keep the build that was current until now, so a reader that resolved the link just
+    # before the swap can finish; older builds and leftovers of killed builds go.
+    keep = {final.name, os.path.basename(previous) if previous else None}
     for old in root.iterdir():
-        if old.name != current and not old.name.startswith("tmp-"):
-            shutil.rmtree(old, ignore_errors=True) if old.is_dir() and not old.is_symlink() else old.unlink()
+        if old.name in keep or old.name.startswith(("tmp-", ".link-")):
+            continue
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
     return final
 
 
