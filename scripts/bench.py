@@ -238,8 +238,11 @@ def main(argv: list[str] | None = None) -> int:
            "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1), "revision": git_revision(),
            "workers": args.workers or cores, "input": str(src), "posts": n, "input_mb": round(size_mb, 2)}
     print(f"bench: {n:,} posts, {size_mb:.1f} MB in {src}")
-    print(f"       {cores} cores, {env['memory_gb']} GB, Python {env['python']}, revision {env['revision']}",
-          flush=True)
+    env["load_avg_start"] = os.getloadavg()[0]
+    print(f"       {cores} cores, {env['memory_gb']} GB, Python {env['python']}, revision {env['revision']}, "
+          f"load average {env['load_avg_start']:.2f}", flush=True)
+    if env["load_avg_start"] > 0.5:
+        print("       note: the machine is busy (load average > 0.5): timings include that contention", flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
     workers = ["--workers", str(args.workers)] if args.workers else []
@@ -305,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    env["load_avg_end"] = os.getloadavg()[0]
     full, fl, tr, again = result["full_build"], result["floor"], result["trafilatura"], result["unchanged_rebuild"]
     scaling, dk = result.get("scaling"), result.get("dask")
     result["goals"] = {
@@ -345,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     if full.get("timings_s"):
         print("full build stages (manifest timings_s): "
               + ", ".join(f"{k} {v:.2f}s" for k, v in full["timings_s"].items()))
+    print(f"load average {env['load_avg_start']:.2f} at start, {env['load_avg_end']:.2f} at end "
+          f"({cores} cores): other work on the machine slows every figure above")
     print(f"peak RSS = sum over the build's process tree (polled every 20 ms, {full['peak_rss_procs']} processes "
           f"at peak); driver alone {full['peak_rss_driver_mb']:.0f} MB"
           + (f", 4x driver {scaling['peak_rss_driver_mb']:.0f} MB" if scaling else ""))

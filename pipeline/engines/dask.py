@@ -2,11 +2,13 @@
 
 Without a scheduler address it starts a LocalCluster on this machine (one single-threaded
 worker process per core) and closes it afterwards; with one it connects to an existing
-cluster. Either way the client (this process) discovers and hashes the inputs, submits
-batches with a bounded number in flight, and merges and writes the results; workers only
-read posts and return Arrow IPC bytes. Workers must therefore be able to read the input:
-local paths work on a LocalCluster or a cluster sharing the filesystem, otherwise use an
-fsspec URL (s3://, gs://, …) every worker can reach.
+cluster. Either way this process (the client) discovers the inputs, submits batches with a
+bounded number in flight, and merges and writes the dataset; workers read, hash and process
+posts. On the own LocalCluster workers put shards straight into the build cache; on an
+existing cluster (the build passes no store) they return shard bytes and the client stores
+them. Workers must therefore be able to read the input: local paths work on a LocalCluster
+or a cluster sharing the filesystem, otherwise use an fsspec URL (s3://, gs://, …) every
+worker can reach. The engine checks this on the first batch and fails fast.
 
 All dask imports live here so the local engine never imports dask.
 """
