@@ -89,7 +89,7 @@ class TreeRSS:
 
 def run_build(args: list[str], label: str) -> dict[str, Any]:
     """`python -m pipeline build ARGS` as a child process: wall time, peak tree RSS, manifest."""
-    cmd = [sys.executable, "-m", "pipeline", "build", "--quiet", *args]
+    cmd = [sys.executable, "-m", "pipeline", "build", *args]
     print(f"  [{label}] {' '.join(cmd[1:])}", flush=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
@@ -102,6 +102,11 @@ def run_build(args: list[str], label: str) -> dict[str, Any]:
         raise RuntimeError(f"{label} failed ({proc.returncode}):\n{err.decode(errors='replace')[-3000:]}")
     output = Path(args[args.index("--output") + 1])
     manifest = json.loads((output / "manifest.json").read_text(encoding="utf-8"))
+    # An up-to-date build leaves manifest.json untouched: take its cache figures from the summary.
+    summary = out.decode("utf-8", "replace")
+    m = re.search(r"posts processed: (\d+), reused from cache: (\d+)", summary)
+    cache = ({"processed": int(m.group(1)), "reused": int(m.group(2)), "up_to_date": "up to date" in summary}
+             if m else manifest.get("cache"))
     return {
         "command": "python -m pipeline build " + " ".join(args),
         "seconds": seconds,
@@ -111,7 +116,7 @@ def run_build(args: list[str], label: str) -> dict[str, Any]:
         # ru_maxrss (KiB on Linux) is the largest single child so far; only meaningful when it grew.
         "max_single_child_rss_mb": max_single / 1024 if max_single > before else None,
         "counts": {k: manifest["counts"][k] for k in ("inputs", "articles", "rejects", "duplicates")},
-        "cache": manifest.get("cache"),
+        "cache": cache,
         "timings_s": manifest.get("timings_s"),
         "output": str(output),
     }
