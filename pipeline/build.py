@@ -25,7 +25,7 @@ from pipeline.cache import ShardStore
 from pipeline.discover import InputItem, discover, input_kind, is_url
 from pipeline.errors import BuildError
 from pipeline.output import prepare_staging, publish, publish_remote
-from pipeline.schema import PIPELINE_VERSION
+from pipeline.schema import ARTICLE_SCHEMA, PIPELINE_VERSION
 from pipeline.write import (
     collect_keys,
     deduplicate,
@@ -206,7 +206,8 @@ def build(opts: BuildOptions) -> dict[str, Any]:
     try:
         keys_table = collect_keys([metas[k]["row_keys"] for k in order])
         winners, duplicates = deduplicate(keys_table)
-        part_files = write_articles(store, order, winners, staging)
+        filled: dict[str, int] = dict.fromkeys(ARTICLE_SCHEMA.names, 0)
+        part_files = write_articles(store, order, winners, staging, filled)
         rejects = [r for key in order for r in metas[key]["rejects"]]
         write_rejects(rejects, staging)
         write_table(duplicates, staging / "duplicates.parquet")
@@ -214,6 +215,7 @@ def build(opts: BuildOptions) -> dict[str, Any]:
 
         manifest = _manifest(opts, fingerprint, order, metas, keys_table, winners, duplicates, rejects,
                              stats, part_files)
+        manifest["filled"] = filled  # rows with a value, per column: the card's coverage table
         t0 = time.perf_counter()
         if opts.write_card:
             from pipeline.card import write_dataset_card

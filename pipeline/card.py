@@ -46,9 +46,13 @@ NO_SOURCE = "(unknown)"  # what the build's manifest uses for posts without `aut
 # --------------------------------------------------------------------------- statistics
 
 
-def _read_articles(out: Path) -> pa.Table:
-    # `text` duplicates `paragraphs`; skipping it keeps the card fast on big builds.
-    cols = [n for n in ARTICLE_SCHEMA.names if n != "text"]
+# The bulky columns: the card needs only their coverage, which the build counts while writing
+# (manifest["filled"]); they are read only for a manifest without it.
+_BULKY = ("text", "paragraphs", "images", "related")
+
+
+def _read_articles(out: Path, skip: tuple[str, ...]) -> pa.Table:
+    cols = [n for n in ARTICLE_SCHEMA.names if n not in skip]
     try:
         return read_articles_table(out, columns=cols)
     except FileNotFoundError:  # a build with 0 articles may write no part file at all
@@ -146,7 +150,8 @@ def _top_credits(table: pa.Table) -> dict[str, list[tuple[str, int]]]:
 def card_stats(out_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Everything the card shows, as plain Python values (also written to figures/counts.json)."""
     out = Path(out_dir)
-    table = _read_articles(out)
+    filled = manifest.get("filled")
+    table = _read_articles(out, _BULKY if filled else ("text",))
     rejects = _read_rejects(out)
     n = table.num_rows
     counts = manifest.get("counts", {}) or {}
@@ -185,7 +190,8 @@ def card_stats(out_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
         "per_section": per_section,
         "per_day": per_day,
         "dated_by": dated_by,
-        "coverage": _coverage(table, n),
+        "coverage": ({c: (filled.get(c, 0) / n if n else None) for c in ARTICLE_SCHEMA.names}
+                     if filled else _coverage(table, n)),
         "ranges": {
             "published_at": _min_max(pub),
             "feed_date": _min_max(table.column("feed_date")),

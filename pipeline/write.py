@@ -9,7 +9,6 @@ and streams them into fixed-size row groups and part files. Memory stays bounded
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +109,24 @@ def deduplicate(keys: pa.Table) -> tuple[pa.Table, pa.Table]:
     return winners.take(final), duplicates
 
 
+def filled_counts(table: pa.Table) -> dict[str, int]:
+    """Per column, rows holding a value: non-null, and non-empty for strings and lists."""
+    counts = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_list(col.type):
+            counts[name] = int(pc.sum(pc.greater(pc.list_value_length(col), 0)).as_py() or 0)
+        elif pa.types.is_string(col.type):
+            counts[name] = int(pc.sum(pc.greater(pc.utf8_length(col), 0)).as_py() or 0)
+        else:
+            counts[name] = len(col) - col.null_count
+    return counts
+
+
 def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_dir: Path,
-                   progress: Callable[[int], None] | None = None) -> list[str]:
-    """Stream the winners, in order, into out_dir/articles/part-NNNNN.parquet. Returns file names."""
+                   filled: dict[str, int] | None = None) -> list[str]:
+    """Stream the winners, in order, into out_dir/articles/part-NNNNN.parquet. Returns file names.
+    `filled` (if given) accumulates filled_counts over the rows written, for the dataset card."""
     articles_dir = out_dir / "articles"
     articles_dir.mkdir(parents=True, exist_ok=True)
     cursors: dict[int, _ShardCursor] = {}
@@ -140,11 +154,12 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
             break
         group = _gather(store, keys, cursors, last_row, shards[start:stop], rows[start:stop])
         writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
+        if filled is not None:
+            for name, n in filled_counts(group).items():
+                filled[name] = filled.get(name, 0) + n
         del group
         for s in [s for s in cursors if last_group[s] <= start // ROW_GROUP_ROWS]:
             del cursors[s]  # shards are near-sorted in time: most finish early, release them
-        if progress:
-            progress(stop - start)
     if writer is not None:
         writer.close()
     return names
