@@ -1,13 +1,15 @@
 """Time the CNA text rules (extract stage) over a raw corpus.
 
     .venv/bin/python scripts/profile_extract.py [CORPUS_ROOT] [--repeat N] [--profile] [--dump OUT.json]
-                                                [--compare BEFORE.json]
+                                                [--compare BEFORE.json] [--save-input P.pickle | --input P.pickle]
 
 Loads every post once and runs the pipeline's own parse and clean stages to get the paragraphs
 (not timed), then times only ``extract_cna_fields`` / ``extract_credits_generic`` over the corpus
 and prints µs per post (best of --repeat passes). --profile prints a cProfile top-15 of one pass.
 --dump writes {source path: [paragraphs, fields, warnings]} as JSON, --compare checks the current
 results against such a dump (exit status 1 on any difference), to show a change keeps results.
+--save-input / --input store and reuse the clean paragraphs, so that a before/after comparison of
+the extract stage is not disturbed by changes to the parse or clean stages in between.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import cProfile
 import json
 import os
+import pickle
 import pstats
 import sys
 import time
@@ -80,10 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="print a cProfile top-15 of one pass")
     ap.add_argument("--dump", metavar="OUT.json", help="write the results per post")
     ap.add_argument("--compare", metavar="BEFORE.json", help="compare the results with a dump")
+    ap.add_argument("--save-input", metavar="P.pickle", help="store the clean paragraphs")
+    ap.add_argument("--input", metavar="P.pickle", help="use stored clean paragraphs instead of the corpus")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
-    posts = load(args.root)
+    if args.input:
+        posts = pickle.loads(Path(args.input).read_bytes())
+    else:
+        posts = load(args.root)
+    if args.save_input:
+        Path(args.save_input).write_bytes(pickle.dumps(posts, protocol=pickle.HIGHEST_PROTOCOL))
     n_cna = sum(1 for p in posts if p[1])
     n_paras = sum(len(p[3]) for p in posts)
     print(f"loaded {len(posts)} posts ({n_cna} CNA, {n_paras} paragraphs) in {time.perf_counter() - t0:.1f}s")

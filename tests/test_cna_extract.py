@@ -202,3 +202,66 @@ def test_never_raises(paras, published):
 def test_never_raises_on_cna_like_text(paras):
     _check(extract_cna_fields(paras, PUB))
     _check(extract_credits_generic(paras, PUB))
+
+
+# Inputs on which a backtracking regex would run for minutes or hours (" " * 20000 alone took
+# 150 s before the dateline regex was bounded): every call must stay linear in the text.
+_HUGE = 15_000_000
+_PATHOLOGICAL = {
+    "spaces": " " * _HUGE,
+    "prose": "這是一段文字，" * (_HUGE // 7) + "（編輯：王小明）1091001",
+    "label then spaces": "特派員" + " " * 1_000_000 + "（中央社記者王小明台北7日電）正文",
+    "agency then spaces": "（中央社" + "\u3000" * 1_000_000 + "）",
+    "spaces then code": "好" + " " * 1_000_000 + "1091001",
+    "open brackets": "（" * 100_000,
+    "bracket pairs": "（）" * 100_000,
+    "agencies": "（中央社" * 100_000,
+    "credit blocks": "（編輯：王小明）1091001" * 100_000,
+    "labels": "編輯：" * 100_000 + "1091001",
+    "newlines": "\n" * 1_000_000 + "x",
+}
+
+
+def _alarm(seconds):
+    """Fail (instead of hanging) when the block runs longer than `seconds` (Unix main thread)."""
+    import contextlib
+    import signal
+    import threading
+
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        return contextlib.nullcontext()
+
+    def handler(_signum, _frame):
+        raise TimeoutError(f"took more than {seconds}s")
+
+    @contextlib.contextmanager
+    def guard():
+        old = signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+    return guard()
+
+
+def test_pathological_inputs_finish():
+    from pipeline.cna.credits import find_credit_block
+    from pipeline.cna.dateline import count_datelines, parse_dateline
+
+    for name, text in _PATHOLOGICAL.items():
+        with _alarm(20):
+            try:
+                find_credit_block(text)
+                parse_dateline(text)
+                count_datelines([text])
+                _check(extract_cna_fields([text], PUB))
+                _check(extract_credits_generic([text, text], PUB))
+            except TimeoutError as exc:
+                raise AssertionError(f"{name}: {exc}") from None
+    # the long paragraph still gives its credits; the dateline after a blank run is still read
+    _paras, fields, _w = extract_cna_fields([_PATHOLOGICAL["prose"]], PUB)
+    assert fields["credits"] == [{"role": "editor", "name": "王小明"}] and fields["roc_code"] == "1091001"
+    assert parse_dateline("  \n  （中央社記者王小明台北7日電）正文")["end"] == 20

@@ -125,42 +125,83 @@ def _is_credit_line(inner: str, has_code: bool) -> bool:
     return has_code and bool(_BARE_NAMES_RE.match(inner))
 
 
+# What the last non-space character of a paragraph ending in a block or a code can be (a cheap
+# pre-check: most paragraphs end in 。 and skip the regexes).
+_CLOSE_SET = frozenset(_CLOSE)
+_CODE_END = frozenset("0123456789xXｘ")  # code digits or the "xx" placeholder
+_STRAY = frozenset("\\/.。vV")  # one stray character after a code
+_BEFORE_STRAY = frozenset("0123456789xX")
+_STOPS = frozenset("。.")  # "（…）。" with no code
+_INLINE_WS = frozenset(" \t\u3000\u00a0")
+_TAIL = 120  # the block (bracket <= 82 chars + code) or the bare code lies in the last 120 chars
+_INNER_MAX = 81  # an opener more than 81 chars before the closing bracket cannot start a block
+
+
+def _tail_end(text: str) -> tuple[int, str]:
+    """(index after the last non-space character, that character); (0, '') when blank."""
+    end = len(text)
+    last = text[end - 1]
+    if last.isspace():  # the same class as the regexes' \s
+        stripped = text.rstrip()
+        end = len(stripped)
+        last = stripped[-1] if end else ""
+    return end, last
+
+
+def _may_end_in_block(text: str, end: int, last: str) -> bool:
+    if last in _CLOSE_SET or last in _CODE_END:
+        return True
+    if last in _STRAY and end >= 2 and text[end - 2] in _BEFORE_STRAY:
+        return True
+    if last in _STOPS:
+        j = end - 2
+        while j >= 0 and text[j] in _INLINE_WS:
+            j -= 1
+        return j >= 0 and text[j] in _CLOSE_SET
+    return False
+
+
 def find_credit_block(text: str) -> dict | None:
     """Find the credit block (and/or ROC code) at the end of a paragraph.
 
     Returns ``{'start', 'end', 'credit_line', 'credits', 'roc_code'}`` where start/end is the
     span to cut out, or None when the paragraph does not end in one.
+
+    Only the last ``_TAIL`` characters are searched, so the cost does not grow with the paragraph.
     """
     if not isinstance(text, str) or not text:
         return None
-    tail_start = max(0, len(text) - 120)
+    end, last = _tail_end(text)
+    if not last or not _may_end_in_block(text, end, last):
+        return None
+    n = len(text)
+    tail_start = n - _TAIL if n > _TAIL else 0
     # Start the search at the last opening bracket that could begin the block.
-    last_close = max(text.rfind(c) for c in _CLOSE)
-    if last_close >= tail_start:
-        m = None
-        opener = max(text.rfind(c, 0, last_close) for c in _OPEN)
-        if opener >= 0:
-            m = _BLOCK_RE.match(text, opener)
+    last_close = max(text.rfind("）", tail_start), text.rfind(")", tail_start), text.rfind("﹚", tail_start))
+    if last_close >= 0:
+        lo = last_close - _INNER_MAX if last_close > _INNER_MAX else 0
+        opener = max(text.rfind("（", lo, last_close), text.rfind("(", lo, last_close), text.rfind("﹙", lo, last_close))
+        m = _BLOCK_RE.match(text, opener) if opener >= 0 else None
         if m is not None:
             inner = m.group(1)
             code = m.group("code")
             if _is_credit_line(inner, code is not None):
                 return {
                     "start": m.start(),
-                    "end": len(text),
+                    "end": n,
                     "credit_line": inner.strip(),
                     "credits": parse_credit_line(inner),
                     "roc_code": code,
                 }
-    m = _BARE_CODE_RE.search(text, tail_start)
-    if m is not None:
-        start = m.start("code")
-        # keep leading whitespace in the text; cut from the code on
-        return {
-            "start": start,
-            "end": len(text),
-            "credit_line": None,
-            "credits": [],
-            "roc_code": m.group("code"),
-        }
+    if "0" <= last <= "9":  # a bare code ends in a digit
+        m = _BARE_CODE_RE.search(text, tail_start)
+        if m is not None:
+            # keep leading whitespace in the text; cut from the code on
+            return {
+                "start": m.start("code"),
+                "end": n,
+                "credit_line": None,
+                "credits": [],
+                "roc_code": m.group("code"),
+            }
     return None
