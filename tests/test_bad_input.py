@@ -363,7 +363,7 @@ def test_twenty_thousand_nested_elements(tmp_path: Path, tag: str) -> None:
     assert kind == "article"
     res = run_build(tmp_path, {"deep.md": post(body=body)})
     row = res["articles"]["deep.md"]
-    assert row["paragraphs"][0] == "開頭段落。"
+    assert row["paragraphs"][0].startswith("開頭段落。")
 
 
 @pytest.mark.xfail(strict=True, reason="pipeline/clean.py parse_html: libxml2 stops at depth 256 "

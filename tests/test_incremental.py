@@ -150,7 +150,7 @@ def test_damaged_cache_shard_is_recomputed(world: dict[str, Path]) -> None:
     assert data_digest(world["out"]) == before
 
 
-def test_edit_keeping_size_and_mtime_is_seen(world: dict[str, Path]) -> None:
+def test_same_size_edit_is_seen(world: dict[str, Path]) -> None:
     """An edit that keeps the file size (same-length replacement) is picked up."""
     inp = world["in"]
     run(inp, world["out"], world["cache"])
