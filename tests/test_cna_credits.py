@@ -176,3 +176,10 @@ def test_never_raises(text):
 def test_never_raises_on_credit_like_text(text):
     find_credit_block(text)
     parse_credit_line(text)
+
+
+def test_cached_parse_returns_fresh_lists():
+    first = parse_credit_line("編輯：王小明")
+    first[0]["name"] = "changed"
+    first.append(c("other", "x"))
+    assert parse_credit_line("編輯：王小明") == [c("editor", "王小明")]

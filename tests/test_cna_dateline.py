@@ -201,3 +201,12 @@ def test_never_raises(text):
 def test_never_raises_on_dateline_like_text(text):
     parse_dateline(text)
     split_name_place(text)
+
+
+def test_kind_chars_cover_the_kind_pattern():
+    """parse_dateline_inner searches for the kind from the trailing run of _KIND_CHARS only."""
+    import re
+
+    from pipeline.cna.dateline import _KIND_CHARS, _KIND_RE
+
+    assert set(re.findall(r"[^\x00-\x7f]", _KIND_RE.pattern)) == _KIND_CHARS

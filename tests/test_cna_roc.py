@@ -91,3 +91,24 @@ def test_roundtrip(date):
     code = f"{y:02d}{date.month:02d}{date.day:02d}" if y < 100 else f"{y}{date.month:02d}{date.day:02d}"
     if len(code) in (6, 7):
         assert roc_code_to_date(code) == date
+
+
+def test_published_taipei_date_matches_datetime():
+    """The integer day arithmetic gives the same Taipei date as datetime (and None out of range)."""
+    from pipeline.cna.roc import _published_taipei_date
+
+    taipei = dt.timezone(dt.timedelta(hours=8))
+
+    def reference(ms):
+        try:
+            return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).astimezone(taipei).date()
+        except (OverflowError, OSError, ValueError):
+            return None
+
+    midnight = int(dt.datetime(2020, 9, 30, 16, 0, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    low = int(dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    high = int(dt.datetime(9999, 12, 31, 15, 59, 59, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    for ms in (0, -1, 1, midnight - 1, midnight, midnight + 1, low - 1, low, high, high + 1000, -(2**70), 2**70):
+        assert _published_taipei_date(ms) == reference(ms), ms
+    assert _published_taipei_date(midnight - 1) == dt.date(2020, 9, 30)
+    assert _published_taipei_date(midnight) == dt.date(2020, 10, 1)

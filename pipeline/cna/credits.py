@@ -5,6 +5,7 @@ Pure string functions; they never raise.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from pipeline.cna.roc import ROC_CODE_RE  # noqa: F401  (re-exported for callers)
@@ -95,6 +96,22 @@ def _names(chunk: str) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_credits(inner: str) -> tuple[tuple[str, str], ...]:
+    """(role, name) pairs; cached, as the same few credit lines recur in thousands of posts."""
+    credits: list[tuple[str, str]] = []
+    role = "other"
+    pos = 0
+    for m in _LABEL_RE.finditer(inner):
+        for name in _names(inner[pos : m.start()]):
+            credits.append((role, name))
+        role = _role(m.group(1))
+        pos = m.end()
+    for name in _names(inner[pos:]):
+        credits.append((role, name))
+    return tuple(credits)
+
+
 def parse_credit_line(inner: str) -> list[dict]:
     """Parse the text inside a credit bracket into ``[{'role', 'name'}, ...]`` in order.
 
@@ -102,17 +119,7 @@ def parse_credit_line(inner: str) -> list[dict]:
     """
     if not isinstance(inner, str):
         return []
-    credits: list[dict] = []
-    role = "other"
-    pos = 0
-    for m in _LABEL_RE.finditer(inner):
-        for name in _names(inner[pos : m.start()]):
-            credits.append({"role": role, "name": name})
-        role = _role(m.group(1))
-        pos = m.end()
-    for name in _names(inner[pos:]):
-        credits.append({"role": role, "name": name})
-    return credits
+    return [{"role": role, "name": name} for role, name in _parse_credits(inner)]
 
 
 def _is_credit_line(inner: str, has_code: bool) -> bool:
@@ -137,28 +144,35 @@ _TAIL = 120  # the block (bracket <= 82 chars + code) or the bare code lies in t
 _INNER_MAX = 81  # an opener more than 81 chars before the closing bracket cannot start a block
 
 
-def _tail_end(text: str) -> tuple[int, str]:
-    """(index after the last non-space character, that character); (0, '') when blank."""
+_MAYBE_LAST = _CLOSE_SET | _CODE_END | _STRAY
+
+
+def _may_end_in_block(text: str) -> str:
+    """The last non-space character of ``text`` when a block or code may end it, else ''."""
+    last = text[-1]
     end = len(text)
-    last = text[end - 1]
-    if last.isspace():  # the same class as the regexes' \s
+    if last not in _MAYBE_LAST:
+        if not last.isspace():  # the same class as the regexes' \s
+            return ""
         stripped = text.rstrip()
         end = len(stripped)
-        last = stripped[-1] if end else ""
-    return end, last
-
-
-def _may_end_in_block(text: str, end: int, last: str) -> bool:
+        if not end:
+            return ""
+        last = stripped[-1]
+        if last not in _MAYBE_LAST:
+            return ""
     if last in _CLOSE_SET or last in _CODE_END:
-        return True
-    if last in _STRAY and end >= 2 and text[end - 2] in _BEFORE_STRAY:
-        return True
+        return last
+    # a stray character after a code, or "（…）。" with no code
+    if end >= 2 and text[end - 2] in _BEFORE_STRAY:
+        return last
     if last in _STOPS:
         j = end - 2
         while j >= 0 and text[j] in _INLINE_WS:
             j -= 1
-        return j >= 0 and text[j] in _CLOSE_SET
-    return False
+        if j >= 0 and text[j] in _CLOSE_SET:
+            return last
+    return ""
 
 
 def find_credit_block(text: str) -> dict | None:
@@ -171,8 +185,8 @@ def find_credit_block(text: str) -> dict | None:
     """
     if not isinstance(text, str) or not text:
         return None
-    end, last = _tail_end(text)
-    if not last or not _may_end_in_block(text, end, last):
+    last = _may_end_in_block(text)
+    if not last:
         return None
     n = len(text)
     tail_start = n - _TAIL if n > _TAIL else 0

@@ -43,6 +43,8 @@ _KIND_RE = re.compile(
     r"|特稿|(?:電視|电视)?(?:專訪|专访)"
     r")$"
 )
+# Every character _KIND_RE can match (checked by a test).
+_KIND_CHARS = frozenset("網站网路透法新美聯联共同韓韩德專专電电綜综合外報报導导道特稿視视訪访")
 _DAY_RE = re.compile(r"(?:\d{4}\s*年\s*)?(?:\d{1,2}\s*月\s*)?(?P<day>\d{1,2})\s*日?")
 _WEBSITE_RE = re.compile(r"^\s*(?:網站|网站)\s*$")
 _MARK_RE = re.compile(r"記者特派員|记者特派员|駐.{1,6}?特派員|特派員|特派员|記者|记者|記長|記")
@@ -103,7 +105,11 @@ def _dateline_head(inner: str) -> tuple[str | None, int | None, str, str] | None
     if am is None or _NOT_DATELINE_RE.search(inner):
         return None
     rest = _clean(inner[am.end() :])
-    km = _KIND_RE.search(rest)
+    # the kind ends the text and is made of _KIND_CHARS only: search from where their run starts
+    k = len(rest)
+    while k and rest[k - 1] in _KIND_CHARS:
+        k -= 1
+    km = _KIND_RE.search(rest, k) if k < len(rest) else None
     kind = km.group(0) if km else None
     before = _clean(rest[: km.start()]) if km else rest
     day = None
@@ -182,7 +188,7 @@ def parse_dateline(text: str) -> dict | None:
         return None
     lead = _LEADING_WS_RE.match(text).end() if text[:1].isspace() else 0
     stop = lead + _LEAD_WINDOW
-    # every agency spelling contains 中央 or 法新社: a cheap test before any regex
+    # every agency spelling starts with 中央 or 法新社: a cheap test before any regex
     if text.find("中央", lead, stop) < 0 and text.find("法新社", lead, stop) < 0:
         return None
     m = _LEAD_RE.match(text, lead, stop)
@@ -202,6 +208,7 @@ def count_datelines(paragraphs: list[str]) -> int:
     """Number of real datelines (validated) in a list of paragraphs."""
     n = 0
     for p in paragraphs:
+        # every agency spelling starts with 中央 or 法新社: skip the regex when neither is there
         if not isinstance(p, str) or ("中央" not in p and "法新社" not in p):
             continue
         for m in DATELINE_RE.finditer(p):
