@@ -153,3 +153,30 @@ def test_local_engine_does_not_import_dask() -> None:
             "bad = [m for m in sys.modules if m == 'dask' or m.startswith(('dask.', 'distributed'))]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+def test_dask_refuses_workers_with_other_code(cluster, tmp_path: Path) -> None:
+    """A worker whose pipeline code differs from the client's would write other results."""
+    from pipeline.batches import code_fingerprint
+
+    def pretend_other_code() -> None:
+        import pipeline.batches as b
+
+        b._real_code_fingerprint = b.code_fingerprint
+        b.code_fingerprint = lambda: "0123456789abcdef"  # only on the workers
+
+    client = distributed.Client(cluster.scheduler_address, set_as_default=False)
+    try:
+        original = client.run(code_fingerprint)
+        client.run(pretend_other_code)
+        with pytest.raises(BuildError, match="different pipeline code"):
+            run(str(DEMO_POSTS), tmp_path, engine="dask", scheduler=cluster.scheduler_address)
+    finally:
+        def restore() -> None:
+            import pipeline.batches as b
+
+            b.code_fingerprint = b._real_code_fingerprint
+
+        client.run(restore)
+        assert client.run(code_fingerprint) == original
+        client.close()

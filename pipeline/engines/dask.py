@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pipeline.batches import Batch, BatchSettings, process_batch
+from pipeline.batches import Batch, BatchSettings, code_fingerprint, process_batch
 from pipeline.errors import BuildError
 
 # Batches in flight per worker thread: enough to keep workers busy while results stream back,
@@ -55,6 +55,18 @@ def _connect(workers: int, scheduler: str | None) -> tuple[Any, Any]:
         cluster.close()
         raise
     return client, cluster
+
+
+def _check_same_code(client: Any) -> None:
+    """Workers running other pipeline code would write other results (and poison the cache,
+    which is keyed by the client's code fingerprint): refuse."""
+    mine = code_fingerprint()
+    theirs = client.run(code_fingerprint)
+    odd = sorted((w, fp) for w, fp in theirs.items() if fp != mine)
+    if odd:
+        raise BuildError(f"{len(odd)} of {len(theirs)} Dask worker(s) run different pipeline code than this "
+                         f"client (code fingerprint {odd[0][1]} on {odd[0][0]}, here {mine}): install the "
+                         "same version of the package on the workers")
 
 
 def _probe_locator(locator: tuple[Any, ...]) -> bool:
@@ -105,6 +117,7 @@ def run_dask(batches: Iterable[Batch], settings: BatchSettings, workers: int,
             client.wait_for_workers(1, timeout=60)
             threads = sum(client.nthreads().values())
         window = max(2, IN_FLIGHT_PER_THREAD * threads)
+        _check_same_code(client)
         pending = as_completed(loop=client.loop)
         checked = False
         for batch in batches:
