@@ -7,6 +7,7 @@ Parsing never touches the network and never expands entities beyond HTML's own.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,10 @@ _BLOCK_TAGS = frozenset({"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "
                          "figure", "figcaption", "header", "footer", "aside", "pre", "dl", "dt", "dd",
                          "hr", "main", "nav", "center", "picture", "body", "html", "address", "details",
                          "summary"})
+_DOCTYPE_RE = re.compile(r"<!DOCTYPE[^\[>]*(\[.*?\]\s*)?>", re.IGNORECASE | re.DOTALL)
+_SCRIPT_RE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_BLOCK_TAG_RE = re.compile(r"</?(?:p|div|br|h[1-6]|li|tr|blockquote|section|article)\b[^>]*>", re.IGNORECASE)
+_TAG_RE = re.compile(r"<[^>]*>")
 # Marks a <br> inside collected text: NUL never survives decoding, so it cannot occur in a post.
 _BR = "\x00"
 # Beyond this depth the walk stops recursing and reads the subtree's text in one go.
@@ -70,15 +75,24 @@ def normalize_space(text: str) -> str:
 
 
 def parse_html(body: str) -> tuple[Any | None, list[str]]:
-    """Parse body HTML leniently. Returns (root element or None, warnings)."""
+    """Parse body HTML leniently. Returns (root element or None, warnings); None with a warning
+    when libxml2 gave up part-way (its depth and text-size limits), so the caller falls back to
+    plain text instead of silently losing the rest."""
     if not body.strip():
         return None, []
+    if "<!DOCTYPE" in body[:2048].upper():
+        # an internal subset ([<!ENTITY …>]) is not HTML: libxml2's HTML parser would show its
+        # tail as text. Entities are never expanded either way.
+        body = _DOCTYPE_RE.sub("", body, count=1)
     try:
         root = etree.fromstring(body, _PARSER)
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None, ["html_truncated"]
     except RecursionError:
         return None, ["html_too_deep"]
+    fatal = [e.message for e in _PARSER.error_log if e.level_name == "FATAL"]
+    if fatal:
+        return None, ["html_too_deep" if any("depth" in m.lower() for m in fatal) else "html_truncated"]
     if root is None:
         return None, []
     body_el = root.find("body")
@@ -278,6 +292,14 @@ class _Walker:
                 self.related.append({"url": href.strip() if href else None, "title": title or None})
 
 
+def plain_text_fallback(body_html: str) -> str:
+    """Markup the parser refused, as text: block tags become paragraph breaks, other tags go,
+    character references are decoded (the standard HTML set only: nothing external)."""
+    text = _SCRIPT_RE.sub(" ", body_html)
+    text = _BLOCK_TAG_RE.sub(_BR, text)
+    return html.unescape(_TAG_RE.sub("", text))
+
+
 def clean_body(body_html: str, rules: MarkupRules = GENERIC_RULES) -> dict[str, Any]:
     """Body HTML -> {paragraphs, images, related, warnings}."""
     root, warnings = parse_html(body_html)
@@ -289,6 +311,6 @@ def clean_body(body_html: str, rules: MarkupRules = GENERIC_RULES) -> dict[str, 
         except RecursionError:  # pathological nesting beyond MAX_DEPTH guards
             walker.warnings.append("html_too_deep")
     elif warnings:  # unparseable markup: keep its text rather than lose the post
-        walker._emit(re.sub(r"<[^>]*>", " ", body_html))
+        walker._emit(plain_text_fallback(body_html))
     return {"paragraphs": walker.paragraphs, "images": walker.images,
             "related": walker.related, "warnings": walker.warnings}

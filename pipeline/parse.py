@@ -162,7 +162,7 @@ def parse_front_matter(front: str) -> tuple[dict[str, Any], list[str]]:
         return fast, []
     try:
         loaded = yaml.load(front, Loader=_SafeLoader)  # noqa: S506 - a safe loader
-    except yaml.YAMLError:
+    except (yaml.YAMLError, UnicodeError, RecursionError):
         loaded = None
     if isinstance(loaded, dict):
         return {str(k): v for k, v in loaded.items()}, []
@@ -291,10 +291,10 @@ def parse_post(raw: bytes) -> dict[str, Any]:
     front, rest = split_post(text)
     fields, fm_warnings = parse_front_matter(front)
     warnings += fm_warnings
+    source = scalar_text(fields.get("author"))
     url = scalar_text(fields.get("from"))
     if not url:
-        raise Reject("no_url", "front matter has no `from` URL")
-    source = scalar_text(fields.get("author"))
+        raise Reject("no_url", "front matter has no `from` URL", source=source)
     if source is None:
         warnings.append("no_source")
     title = scalar_text(fields.get("title"))

@@ -36,7 +36,7 @@ def process_post(source_path: str, raw: bytes, content_sha256: str | None = None
         paragraphs, fields, warnings = extract_fields(cleaned["paragraphs"], parsed["published_at_ms"], cna)
         return "article", assemble_article(source_path, sha, parsed, cleaned, paragraphs, fields, warnings)
     except Reject as rej:
-        return "reject", reject_row(source_path, rej.reason, rej.detail, sha, len(raw), source)
+        return "reject", reject_row(source_path, rej.reason, rej.detail, sha, len(raw), source or rej.source)
     except Exception as exc:  # a bug must not sink the run: the post is kept as a reject
         where = traceback.extract_tb(exc.__traceback__)[-1]
         detail = f"{type(exc).__name__}: {exc} at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}"

@@ -366,8 +366,6 @@ def test_twenty_thousand_nested_elements(tmp_path: Path, tag: str) -> None:
     assert row["paragraphs"][0].startswith("開頭段落。")
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline/clean.py parse_html: libxml2 stops at depth 256 "
-                   "(FATAL ERR_RESOURCE_LIMIT) and the text below is silently lost; see report")
 @pytest.mark.parametrize("tag", ["div", "span"])
 def test_twenty_thousand_nested_elements_keep_text(tag: str) -> None:
     body = f"<p>開頭段落。</p>{f'<{tag}>' * 20_000}深處的文字。{f'</{tag}>' * 20_000}"
@@ -424,8 +422,6 @@ def test_external_entities(tmp_path: Path) -> None:
         assert "前文" in row["text"] and "後文" in row["text"]
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline/clean.py: the HTML parser does not know DOCTYPE internal "
-                   "subsets, so ' ]>' stays as a paragraph; see report")
 def test_doctype_internal_subset_leaves_no_text() -> None:
     body = '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><div><p>前文後文</p></div>'
     kind, row = process_post("x.md", post(body=body).encode())
@@ -464,8 +460,6 @@ def test_fifteen_mb_single_line_with_raised_limit(tmp_path: Path) -> None:
     assert len(row["paragraphs"]) == 15 * 1024 * 1024 // 60 + 1
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline/clean.py parse_html: libxml2 without huge_tree refuses a "
-                   "text node over 10 MB (FATAL ERR_RESOURCE_LIMIT) and the text is silently lost; see report")
 def test_fifteen_mb_single_text_node_keeps_text() -> None:
     data = post(body="<p>" + "字" * 5_000_000 + "</p>").encode()
     kind, row = process_post("t.md", data)

@@ -265,3 +265,11 @@ def test_pathological_inputs_finish():
     _paras, fields, _w = extract_cna_fields([_PATHOLOGICAL["prose"]], PUB)
     assert fields["credits"] == [{"role": "editor", "name": "王小明"}] and fields["roc_code"] == "1091001"
     assert parse_dateline("  \n  （中央社記者王小明台北7日電）正文")["end"] == 20
+
+
+def test_roc_code_written_twice_is_removed_twice() -> None:
+    paras = ["（中央社記者王小明台南9日電）本文第一段。", "最後一段文字。1090909（編輯：李大同）1090909"]
+    clean, fields, _ = extract_cna_fields(paras, 1599609600000)
+    assert clean == ["本文第一段。", "最後一段文字。"]
+    assert fields["roc_code"] == "1090909"
+    assert fields["credits"] == [{"role": "editor", "name": "李大同"}]

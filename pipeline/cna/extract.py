@@ -64,6 +64,10 @@ def _extract(
         if block["credit_line"] is not None and not block["credits"]:
             warnings.append("credits_unparsed")
         paras[i] = paras[i][: block["start"]].rstrip()
+        code = block["roc_code"]
+        if code and paras[i].endswith(code) and not paras[i][-len(code) - 1 : -len(code)].isdigit():
+            # the code written twice: "…互動。1090909（編輯：X）1090909"
+            paras[i] = paras[i][: -len(code)].rstrip()
         break
 
     if fields["roc_code"] is not None:
@@ -100,17 +104,13 @@ def extract_cna_fields(
     credits, roc_code, roc_date (datetime.date | None). Warnings: no_dateline,
     several_datelines, credits_unparsed and those of check_roc_code.
     """
-    try:
-        return _extract(paragraphs, published_at_ms, cna=True)
-    except Exception:  # noqa: BLE001 - a text rule must never fail a post
-        return [p for p in (paragraphs or []) if isinstance(p, str) and p.strip()], _empty_fields(), []
+    # No catch-all here: a bug must surface as the post's `internal_error` reject (process.py),
+    # never as an article silently missing its fields.
+    return _extract(paragraphs, published_at_ms, cna=True)
 
 
 def extract_credits_generic(
     paragraphs: list[str], published_at_ms: int | None
 ) -> tuple[list[str], dict, list[str]]:
     """Other feeds (RFI republishing CNA/AFP copy): credit block anywhere, dateline optional."""
-    try:
-        return _extract(paragraphs, published_at_ms, cna=False)
-    except Exception:  # noqa: BLE001
-        return [p for p in (paragraphs or []) if isinstance(p, str) and p.strip()], _empty_fields(), []
+    return _extract(paragraphs, published_at_ms, cna=False)
