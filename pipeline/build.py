@@ -22,11 +22,14 @@ import pyarrow.compute as pc
 
 from pipeline.batches import Batch, BatchSettings, make_batches, use_system_allocator
 from pipeline.cache import ShardStore
+from pipeline.card import CARD_COLUMNS, write_dataset_card
 from pipeline.discover import InputItem, discover, input_kind, is_url
 from pipeline.errors import BuildError
 from pipeline.output import prepare_staging, publish, publish_remote
-from pipeline.schema import ARTICLE_SCHEMA, PIPELINE_VERSION
+from pipeline.schema import PIPELINE_VERSION
 from pipeline.write import (
+    ColumnCollector,
+    FilledCounter,
     collect_keys,
     deduplicate,
     row_keys_table,
@@ -206,8 +209,10 @@ def build(opts: BuildOptions) -> dict[str, Any]:
     try:
         keys_table = collect_keys([metas[k]["row_keys"] for k in order])
         winners, duplicates = deduplicate(keys_table)
-        filled: dict[str, int] = dict.fromkeys(ARTICLE_SCHEMA.names, 0)
-        part_files = write_articles(store, order, winners, staging, filled)
+        filled = FilledCounter()
+        card_columns = ColumnCollector(CARD_COLUMNS) if opts.write_card else None
+        part_files = write_articles(store, order, winners, staging,
+                                    (filled, card_columns) if card_columns else (filled,))
         rejects = [r for key in order for r in metas[key]["rejects"]]
         write_rejects(rejects, staging)
         write_table(duplicates, staging / "duplicates.parquet")
@@ -215,12 +220,10 @@ def build(opts: BuildOptions) -> dict[str, Any]:
 
         manifest = _manifest(opts, fingerprint, order, metas, keys_table, winners, duplicates, rejects,
                              stats, part_files)
-        manifest["filled"] = filled  # rows with a value, per column: the card's coverage table
+        manifest["filled"] = filled.counts  # rows with a value, per column: the card's coverage table
         t0 = time.perf_counter()
-        if opts.write_card:
-            from pipeline.card import write_dataset_card
-
-            write_dataset_card(staging, manifest)
+        if card_columns is not None:
+            write_dataset_card(staging, manifest, card_columns.table())
         timings["card"] = time.perf_counter() - t0
         manifest["files"] = {str(p.relative_to(staging)): p.stat().st_size
                              for p in sorted(staging.rglob("*")) if p.is_file()}

@@ -49,6 +49,9 @@ NO_SOURCE = "(unknown)"  # what the build's manifest uses for posts without `aut
 # The bulky columns: the card needs only their coverage, which the build counts while writing
 # (manifest["filled"]); they are read only for a manifest without it.
 _BULKY = ("text", "paragraphs", "images", "related")
+# The columns the card's statistics use; the build hands them over in memory (no re-read).
+CARD_COLUMNS = ["article_id", "source", "section", "published_at", "feed_date", "roc_date", "credits",
+                "translators", "warnings"]
 
 
 def _read_articles(out: Path, skip: tuple[str, ...]) -> pa.Table:
@@ -147,11 +150,13 @@ def _top_credits(table: pa.Table) -> dict[str, list[tuple[str, int]]]:
     return out
 
 
-def card_stats(out_dir: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Everything the card shows, as plain Python values (also written to figures/counts.json)."""
+def card_stats(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | None = None) -> dict[str, Any]:
+    """Everything the card shows, as plain Python values (also written to figures/counts.json).
+    `table`: the articles' CARD_COLUMNS when the caller has them (else read from out_dir)."""
     out = Path(out_dir)
     filled = manifest.get("filled")
-    table = _read_articles(out, _BULKY if filled else ("text",))
+    if table is None:
+        table = _read_articles(out, _BULKY if filled else ("text",))
     rejects = _read_rejects(out)
     n = table.num_rows
     counts = manifest.get("counts", {}) or {}
@@ -524,13 +529,13 @@ def _render(stats: dict[str, Any], manifest: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_dataset_card(out_dir: str | Path, manifest: dict[str, Any]) -> None:
+def write_dataset_card(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | None = None) -> None:
     """Write out_dir/README.md and out_dir/figures/*.png describing the build in out_dir.
 
     Raises ValueError when the manifest's article count disagrees with the Parquet files.
     """
     out = Path(out_dir)
-    stats = card_stats(out, manifest)
+    stats = card_stats(out, manifest, table)
     _write_figures(out, stats)
     text = _render(stats, manifest)
     (out / "README.md").write_text(text, encoding="utf-8")

@@ -80,7 +80,7 @@ def parse_html(body: str) -> tuple[Any | None, list[str]]:
     plain text instead of silently losing the rest."""
     if not body.strip():
         return None, []
-    if "<!DOCTYPE" in body[:2048].upper():
+    if "<!" in body[:2048] and _DOCTYPE_RE.search(body, 0, 2048):
         # an internal subset ([<!ENTITY …>]) is not HTML: libxml2's HTML parser would show its
         # tail as text. Entities are never expanded either way.
         body = _DOCTYPE_RE.sub("", body, count=1)

@@ -9,6 +9,8 @@ and streams them into fixed-size row groups and part files. Memory stays bounded
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ KEY_SCHEMA = pa.schema([ARTICLE_SCHEMA.field(c) for c in KEY_COLUMNS])
 # Fixed writer settings: same input -> same bytes.
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
-    "compression_level": 3,
+    "compression_level": 1,  # level 3 saves ~20% of disk for ~60% more write time
     "use_dictionary": ["source", "section", "dateline_kind", "dateline_place", "warnings",
                        "translators", "reviewers", "editors", "compilers", "reporters"],
     "write_statistics": ["article_id", "source", "section", "published_at", "feed_date", "roc_date",
@@ -124,9 +126,13 @@ def filled_counts(table: pa.Table) -> dict[str, int]:
 
 
 def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_dir: Path,
-                   filled: dict[str, int] | None = None) -> list[str]:
+                   observers: tuple[Callable[[pa.Table], None], ...] = ()) -> list[str]:
     """Stream the winners, in order, into out_dir/articles/part-NNNNN.parquet. Returns file names.
-    `filled` (if given) accumulates filled_counts over the rows written, for the dataset card."""
+
+    Each row group is gathered here while the previous one is encoded and compressed in a
+    writer thread (pyarrow releases the GIL), so at most two groups are in memory. Every
+    group is shown to `observers` (e.g. counters for the dataset card) before it is written.
+    """
     articles_dir = out_dir / "articles"
     articles_dir.mkdir(parents=True, exist_ok=True)
     cursors: dict[int, _ShardCursor] = {}
@@ -139,30 +145,58 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
         last_row[s] = max(last_row.get(s, -1), r)
         last_group[s] = pos // ROW_GROUP_ROWS
     names: list[str] = []
-    writer: pq.ParquetWriter | None = None
-    for start in range(0, max(total, 1), ROW_GROUP_ROWS):
-        part_no = start // PART_ROWS
-        if writer is None or start % PART_ROWS == 0:
-            if writer is not None:
-                writer.close()
-            name = f"part-{part_no:05d}.parquet"
-            names.append(name)
-            writer = pq.ParquetWriter(articles_dir / name, ARTICLE_SCHEMA, **PARQUET_OPTIONS)
-        stop = min(start + ROW_GROUP_ROWS, total)
-        if stop <= start:
-            writer.write_table(ARTICLE_SCHEMA.empty_table())
-            break
-        group = _gather(store, keys, cursors, last_row, shards[start:stop], rows[start:stop])
-        writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
-        if filled is not None:
-            for name, n in filled_counts(group).items():
-                filled[name] = filled.get(name, 0) + n
-        del group
-        for s in [s for s in cursors if last_group[s] <= start // ROW_GROUP_ROWS]:
-            del cursors[s]  # shards are near-sorted in time: most finish early, release them
-    if writer is not None:
+    writers: list[pq.ParquetWriter] = []
+    pending: Future | None = None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for start in range(0, max(total, 1), ROW_GROUP_ROWS):
+            if start % PART_ROWS == 0:
+                name = f"part-{start // PART_ROWS:05d}.parquet"
+                names.append(name)
+                writers.append(pq.ParquetWriter(articles_dir / name, ARTICLE_SCHEMA, **PARQUET_OPTIONS))
+            stop = min(start + ROW_GROUP_ROWS, total)
+            if stop <= start:  # no articles: a valid file with the schema and no rows
+                writers[-1].write_table(ARTICLE_SCHEMA.empty_table())
+                break
+            group = _gather(store, keys, cursors, last_row, shards[start:stop], rows[start:stop])
+            for observe in observers:
+                observe(group)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(writers[-1].write_table, group, row_group_size=ROW_GROUP_ROWS)
+            del group
+            for s in [s for s in cursors if last_group[s] <= start // ROW_GROUP_ROWS]:
+                del cursors[s]  # shards are near-sorted in time: most finish early, release them
+        if pending is not None:
+            pending.result()
+    for writer in writers:
         writer.close()
     return names
+
+
+class FilledCounter:
+    """Rows holding a value, per column, over the groups observed (the card's coverage)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = dict.fromkeys(ARTICLE_SCHEMA.names, 0)
+
+    def __call__(self, group: pa.Table) -> None:
+        for name, n in filled_counts(group).items():
+            self.counts[name] += n
+
+
+class ColumnCollector:
+    """Keeps the small columns of every observed group (what the card charts and ranks)."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+        self.parts: list[pa.Table] = []
+
+    def __call__(self, group: pa.Table) -> None:
+        self.parts.append(group.select(self.columns))
+
+    def table(self) -> pa.Table:
+        schema = pa.schema([ARTICLE_SCHEMA.field(c) for c in self.columns])
+        return pa.concat_tables(self.parts).combine_chunks() if self.parts else schema.empty_table()
 
 
 def _gather(store: ShardStore, keys: list[str], cursors: dict[int, _ShardCursor], last_row: dict[int, int],
