@@ -8,8 +8,13 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pipeline.cna.url import parse_cna_url
 
+_SLASHES_RE = re.compile(r"/{2,}")
 _ESCAPE_RE = re.compile(r"%[0-9a-f]{2}|%[0-9A-F][a-f]|%[a-f][0-9A-F]")
 _TRACKING_PARAMS = re.compile(r"^(utm_|fbclid$|gclid$|from$|spm$|ref$)", re.IGNORECASE)
+
+
+def _upper(m: re.Match[str]) -> str:
+    return m.group(0).upper()
 
 
 def canonical_url(url: str) -> str:
@@ -24,13 +29,20 @@ def canonical_url(url: str) -> str:
     host = (parts.hostname or "").lower()
     if host.startswith("www."):
         host = host[4:]
-    path = re.sub(r"/{2,}", "/", parts.path) or "/"
-    # percent-encode raw non-ASCII the way browsers do; normalise existing escapes to upper case
-    path = _ESCAPE_RE.sub(lambda m: m.group(0).upper(), quote(path, safe="/%:@!$&'()*+,;=-._~"))
+    path = parts.path
+    if "//" in path:
+        path = _SLASHES_RE.sub("/", path)
+    path = path or "/"
+    if not path.isascii():  # percent-encode raw non-ASCII the way browsers do
+        path = quote(path, safe="/%:@!$&'()*+,;=-._~")
+    if "%" in path:  # escapes in upper case: %e4 and %E4 are the same byte
+        path = _ESCAPE_RE.sub(_upper, path)
     if len(path) > 1:
         path = path.rstrip("/")
-    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                             if not _TRACKING_PARAMS.match(k)))
+    query = ""
+    if parts.query:
+        query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                                 if not _TRACKING_PARAMS.match(k)))
     return urlunsplit((scheme, host, path, query, ""))
 
 

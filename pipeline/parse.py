@@ -34,6 +34,12 @@ _EPOCH_RE = re.compile(r"\A\s*<!--([^\n]{0,200}?)-->[ \t]*\r?\n?")
 _EPOCH_DIGITS_RE = re.compile(r"\s*(-?\d+)\s*")
 _RULE_RE = re.compile(r"^-{3,}[ \t]*$", re.M)
 _SIMPLE_LINE_RE = re.compile(r"^([A-Za-z_][\w-]*):[ \t]*(.*?)[ \t]*$")
+# The archiver's own front matter, byte for byte; values that YAML would read differently
+# (quotes or backslashes in the title, indicators in the author) fall through to the general path.
+_ARCHIVER_FRONT_RE = re.compile(
+    r'layout: post\ntitle: "(?P<title>[^"\\\n]*)"\ndate: (?P<date>[0-9T:.Z-]+)\n'
+    r"author: (?P<author>[^\n]+?)\nfrom: (?P<from>[^\s\[\]{},]+)\n"
+    r"tags: \[ (?P<tags>[^\n,\[\]]+?) \]\ncategories: \[ (?P<categories>[^\n,\[\]]+?) \]\n?\Z")
 # A plain YAML scalar may not start with one of these (or it means something else).
 _YAML_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@` \t")
 
@@ -157,6 +163,11 @@ def split_post(text: str) -> tuple[str, str]:
 def parse_front_matter(front: str) -> tuple[dict[str, Any], list[str]]:
     """Front matter text -> {key: value}. Fast path for the archiver's simple lines,
     `yaml.safe_load` for anything else, and a line-by-line fallback for invalid YAML."""
+    m = _ARCHIVER_FRONT_RE.match(front)
+    if m is not None and _plain(m["author"]) and _plain(m["tags"]) and _plain(m["categories"]):
+        # the exact layout the archiver writes: one C-level match instead of a line loop
+        return {"layout": "post", "title": m["title"], "date": m["date"], "author": m["author"],
+                "from": m["from"], "tags": [m["tags"]], "categories": [m["categories"]]}, []
     fast = _parse_simple_front_matter(front)
     if fast is not None:
         return fast, []
