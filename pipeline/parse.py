@@ -164,7 +164,7 @@ def parse_front_matter(front: str) -> tuple[dict[str, Any], list[str]]:
     """Front matter text -> {key: value}. Fast path for the archiver's simple lines,
     `yaml.safe_load` for anything else, and a line-by-line fallback for invalid YAML."""
     m = _ARCHIVER_FRONT_RE.match(front)
-    if m is not None and _plain(m["author"]) and _plain(m["tags"]) and _plain(m["categories"]):
+    if m is not None and all(_plain(m[k]) for k in ("author", "from", "tags", "categories")):
         # the exact layout the archiver writes: one C-level match instead of a line loop
         return {"layout": "post", "title": m["title"], "date": m["date"], "author": m["author"],
                 "from": m["from"], "tags": [m["tags"]], "categories": [m["categories"]]}, []
