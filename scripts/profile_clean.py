@@ -1,0 +1,137 @@
+"""Time the clean stage (body HTML -> paragraphs, images, related links) over a raw corpus.
+
+    .venv/bin/python scripts/profile_clean.py [CORPUS_ROOT] [--repeat N] [--profile]
+                                              [--dump OUT.pickle] [--compare BEFORE.pickle]
+
+Loads every post once (the pipeline's own parse stage, not timed), then times ``parse_html``
+alone and the whole ``clean_body`` over every body and prints µs per post (best of --repeat
+passes); the difference is the walk. --profile prints a cProfile top-20 of one clean pass.
+--dump writes {source path: clean_body output} as a pickle, --compare checks the current outputs
+against such a dump and shows the first few differences (exit status 1 on any difference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pickle
+import pstats
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.clean import GENERIC_RULES, MarkupRules, clean_body, parse_html  # noqa: E402
+from pipeline.cna.markup import CNA_RULES  # noqa: E402
+from pipeline.cna.url import is_cna  # noqa: E402
+from pipeline.parse import parse_post  # noqa: E402
+
+DEFAULT_ROOT = "/work/shared/corpus/archived"
+
+
+def load(root: str) -> list[tuple[str, str, MarkupRules]]:
+    """(relative path, body HTML, markup rules) of every post that parses, sorted by path."""
+    posts = []
+    for dirpath, _dirs, files in os.walk(root):
+        for fn in files:
+            if not fn.endswith(".md"):
+                continue
+            path = os.path.join(dirpath, fn)
+            try:
+                parsed = parse_post(Path(path).read_bytes())
+            except Exception:  # noqa: BLE001 - rejects never reach the clean stage
+                continue
+            rules = CNA_RULES if is_cna(parsed["url"], parsed["source"]) else GENERIC_RULES
+            posts.append((os.path.relpath(path, root), parsed["body_html"], rules))
+    posts.sort(key=lambda p: p[0])
+    return posts
+
+
+def run_parse(posts) -> None:
+    for _rel, body, _rules in posts:
+        parse_html(body)
+
+
+def run_clean(posts) -> list:
+    return [clean_body(body, rules) for _rel, body, rules in posts]
+
+
+def best_of(fn, posts, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(posts)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def compare(posts, outputs, before_path: str, show: int = 5) -> int:
+    with open(before_path, "rb") as f:
+        before = pickle.load(f)
+    now = {rel: out for (rel, _b, _r), out in zip(posts, outputs)}
+    diffs = []
+    for rel in sorted(set(before) | set(now)):
+        if before.get(rel) != now.get(rel):
+            diffs.append(rel)
+    print(f"compare: {len(now)} posts now, {len(before)} before, {len(diffs)} differ")
+    for rel in diffs[:show]:
+        b, n = before.get(rel), now.get(rel)
+        print(f"--- {rel}")
+        if b is None or n is None:
+            print(f"  before: {b!r:.300}\n  now:    {n!r:.300}")
+            continue
+        for key in sorted(set(b) | set(n)):
+            if b.get(key) != n.get(key):
+                bv, nv = b.get(key) or [], n.get(key) or []
+                for i in range(max(len(bv), len(nv))):
+                    x = bv[i] if i < len(bv) else "<missing>"
+                    y = nv[i] if i < len(nv) else "<missing>"
+                    if x != y:
+                        print(f"  {key}[{i}] before: {x!r:.300}\n  {key}[{i}] now:    {y!r:.300}")
+                        break
+    return len(diffs)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", nargs="?", default=DEFAULT_ROOT)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--dump")
+    ap.add_argument("--compare")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    posts = load(args.root)
+    print(f"loaded {len(posts)} posts in {time.perf_counter() - t0:.1f} s")
+    n = len(posts) or 1
+
+    t_parse = best_of(run_parse, posts, args.repeat)
+    t_clean = best_of(run_clean, posts, args.repeat)
+    print(f"parse_html: {t_parse / n * 1e6:7.1f} µs/post (best of {args.repeat})")
+    print(f"clean_body: {t_clean / n * 1e6:7.1f} µs/post (best of {args.repeat})")
+    print(f"walk:       {(t_clean - t_parse) / n * 1e6:7.1f} µs/post (difference)")
+
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        run_clean(posts)
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+
+    outputs = run_clean(posts) if (args.dump or args.compare) else []
+    status = 0
+    if args.dump:
+        with open(args.dump, "wb") as f:
+            pickle.dump({rel: out for (rel, _b, _r), out in zip(posts, outputs)}, f)
+        print(f"dumped {len(outputs)} outputs to {args.dump}")
+    if args.compare and compare(posts, outputs, args.compare):
+        status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
