@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from pipeline.batches import Batch, BatchSettings, make_batches, use_system_allocator
 from pipeline.cache import ShardStore
 from pipeline.card import CARD_COLUMNS, write_dataset_card
-from pipeline.discover import InputItem, discover, input_kind, is_url
+from pipeline.discover import discover_counted, input_kind, is_url
 from pipeline.errors import BuildError
 from pipeline.output import prepare_staging, publish, publish_remote
 from pipeline.schema import PIPELINE_VERSION
@@ -142,19 +142,14 @@ def build(opts: BuildOptions) -> dict[str, Any]:
     t_start = time.perf_counter()
     use_system_allocator()
     timings: dict[str, float] = {}
-    kind = input_kind(opts.input)  # raises BuildError for a missing input
+    input_kind(opts.input)  # raises BuildError for a missing input, before any work
     cache_dir = opts.cache_dir or default_cache_dir(opts.output)
     store = ShardStore(cache_dir)
     index = BatchIndex(cache_dir)
     settings = BatchSettings(opts.max_bytes, opts.options_key(), str(Path(cache_dir).absolute()), opts.use_cache)
 
     t0 = time.perf_counter()
-    if kind == "tar":
-        items_iter: Iterator[InputItem] = discover(opts.input)  # streamed: bytes ride with the items
-        total = None
-    else:
-        items_list = list(discover(opts.input))
-        items_iter, total = iter(items_list), len(items_list)
+    total, items_iter = discover_counted(opts.input)  # items are made as batches are cut
     timings["discover"] = time.perf_counter() - t0
 
     order: list[str] = []  # content keys of every batch (sorted below: output order never depends on it)

@@ -58,12 +58,23 @@ def input_kind(path: str) -> str:
 
 def discover(path: str) -> Iterator[InputItem]:
     """Every post under `path`, in a stable order. Raises BuildError when the input is unusable."""
+    return discover_counted(path)[1]
+
+
+def discover_counted(path: str) -> tuple[int | None, Iterator[InputItem]]:
+    """(number of posts when known up front, the posts). Items are made lazily, so a build
+    holds only those in flight, not one object per post of the whole archive."""
     kind = input_kind(path)
     if path.startswith("file://"):
         path = path[len("file://"):]
     if kind == "dir":
-        yield from _discover_dir(path)
-    elif kind == "file":
+        found = _list_dir(path)
+        return len(found), (_local_item(rel, os.path.join(path, rel)) for rel in found)
+    return None, _discover_other(kind, path)
+
+
+def _discover_other(kind: str, path: str) -> Iterator[InputItem]:
+    if kind == "file":
         yield _local_item(os.path.basename(path), path)
     elif kind == "zip":
         yield from _discover_zip(path)
@@ -92,19 +103,17 @@ def _local_item(rel: str, full: str) -> InputItem:
     return InputItem(rel, ("file", full), st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino))
 
 
-def _discover_dir(root: str) -> Iterator[InputItem]:
+def _list_dir(root: str) -> list[str]:
+    """Relative paths ('/'-separated) of every *.md entry under root, sorted."""
     if not os.access(root, os.R_OK | os.X_OK):
         raise BuildError(f"input folder is not readable: {root}")
-    found: list[tuple[str, str]] = []
+    found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, onerror=None, followlinks=False):
         rel_dir = os.path.relpath(dirpath, root)
         rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        for name in dirnames + filenames:
-            if name.endswith(POST_SUFFIX):
-                found.append((rel_dir + name, os.path.join(dirpath, name)))
+        found.extend(rel_dir + name for name in dirnames + filenames if name.endswith(POST_SUFFIX))
     found.sort()
-    for rel, full in found:
-        yield _local_item(rel, full)
+    return found
 
 
 def _discover_zip(path: str) -> Iterator[InputItem]:

@@ -89,26 +89,37 @@ def deduplicate(keys: pa.Table) -> tuple[pa.Table, pa.Table]:
     """Split key rows into (winners in dataset order, duplicates table)."""
     if keys.num_rows == 0:
         return keys, DUPLICATE_SCHEMA.empty_table()
-    # Best copy first within each article id.
-    order = pc.sort_indices(keys, sort_keys=[("article_id", "ascending", "at_end"), ("published_at", "descending", "at_end"),
-                                             ("feed_date", "descending", "at_end"), ("source_path", "descending", "at_end")])
-    ranked = keys.take(order)
-    ids = ranked.column("article_id").to_pylist()
-    winner_mask = [True] + [ids[i] != ids[i - 1] for i in range(1, len(ids))]
-    mask = pa.array(winner_mask)
-    winners = ranked.filter(mask)
-    losers = ranked.filter(pc.invert(mask))
-    kept_path = dict(zip(winners.column("article_id").to_pylist(), winners.column("source_path").to_pylist(), strict=False))
+    # Best copy first within each article id; sorting a narrow view, then one take per result,
+    # keeps the number of full copies of the key table at one.
+    order = pc.sort_indices(keys.select(["article_id", "published_at", "feed_date", "source_path"]),
+                            sort_keys=[("article_id", "ascending", "at_end"), ("published_at", "descending", "at_end"),
+                                       ("feed_date", "descending", "at_end"),
+                                       ("source_path", "descending", "at_end")])
+    ids = keys.column("article_id").take(order)
+    # the first row of each id is its winner (Arrow compare of neighbours: no Python objects)
+    n = len(ids)
+    same_as_previous = pc.equal(ids.slice(1), ids.slice(0, n - 1)).combine_chunks()
+    mask = pc.invert(pa.concat_arrays([pa.array([False]), same_as_previous.fill_null(False)]))
+    winner_idx = order.filter(mask)
+    narrow = keys.select(["published_at", "article_id"]).take(winner_idx)
+    final = pc.sort_indices(narrow, sort_keys=[("published_at", "ascending", "at_end"),
+                                               ("article_id", "ascending", "at_end")])
+    winners = keys.take(winner_idx.take(final))
+    losers = keys.take(order.filter(pc.invert(mask)))
+    # which file was kept, for each dropped copy: only the few ids with copies are looked up
+    dup_ids = pc.unique(losers.column("article_id"))
+    kept = winners.filter(pc.is_in(winners.column("article_id"), value_set=dup_ids))
+    kept_path = dict(zip(kept.column("article_id").to_pylist(), kept.column("source_path").to_pylist(),
+                         strict=True))
     duplicates = pa.table({
         "source_path": losers.column("source_path"),
         "article_id": losers.column("article_id"),
-        "kept_source_path": pa.array([kept_path[a] for a in losers.column("article_id").to_pylist()], pa.string()),
+        "kept_source_path": pa.array([kept_path[a] for a in losers.column("article_id").to_pylist()],
+                                     pa.string()),
         "published_at": losers.column("published_at"),
         "content_sha256": losers.column("content_sha256"),
     }, schema=DUPLICATE_SCHEMA)
-    duplicates = duplicates.sort_by([("source_path", "ascending")])
-    final = pc.sort_indices(winners, sort_keys=[("published_at", "ascending", "at_end"), ("article_id", "ascending", "at_end")])
-    return winners.take(final), duplicates
+    return winners, duplicates.sort_by([("source_path", "ascending")])
 
 
 def filled_counts(table: pa.Table) -> dict[str, int]:
