@@ -74,6 +74,31 @@ def normalize_space(text: str) -> str:
     return " ".join(text.split())
 
 
+def _text(el: Any) -> str:
+    """All the text inside `el` (not its tail) in document order, as "".join(el.itertext()) gives
+    it. Python steps beat itertext (an iterwalk underneath) and etree.tostring(method="text")
+    (a 4 kB libxml2 buffer per call) on the small boxes, links and captions this is used for."""
+    text = el.text
+    if not len(el):
+        return text or ""
+    parts = [text] if text else []
+    _collect_text(el, parts)
+    return "".join(parts)
+
+
+def _collect_text(el: Any, parts: list[str]) -> None:
+    for child in el:
+        if child.tag.__class__ is str:  # comments and processing instructions: only their tail
+            text = child.text
+            if text:
+                parts.append(text)
+            if len(child):
+                _collect_text(child, parts)
+        tail = child.tail
+        if tail:
+            parts.append(tail)
+
+
 def parse_html(body: str) -> tuple[Any | None, list[str]]:
     """Parse body HTML leniently. Returns (root element or None, warnings); None with a warning
     when libxml2 gave up part-way (its depth and text-size limits), so the caller falls back to
@@ -99,23 +124,91 @@ def parse_html(body: str) -> tuple[Any | None, list[str]]:
     return (body_el if body_el is not None else root), []
 
 
+# Kinds of child element, by tag: one dict lookup instead of a chain of set tests per element.
+_INLINE, _NONSTR, _SKIP, _BREAK, _IMG, _FIGURE, _BLOCK, _PARA, _HR = range(9)
+_KINDS: dict[Any, int] = {tag: _BLOCK for tag in _BLOCK_TAGS}
+_KINDS.update({tag: _SKIP for tag in _SKIP_TAGS})
+_KINDS.update({"p": _PARA, "hr": _HR, "figure": _FIGURE, "br": _BREAK, "img": _IMG,
+               etree.Comment: _NONSTR, etree.ProcessingInstruction: _NONSTR, etree.Entity: _NONSTR})
+# What a class attribute makes of its element (decided once per distinct class string).
+_PLAIN, _RELATED_BOX, _IMAGE_BOX, _DROPPED = range(1, 5)  # all true: `cache.get(cls) or ...`
+# Per-string decision caches are cleared beyond this size (class strings repeat a lot in feeds,
+# but hostile input could make every one unique).
+_CACHE_MAX = 4096
+
+
+class _Plan:
+    """What the walk needs from one `MarkupRules`, precomputed, plus per-class-string caches."""
+
+    def __init__(self, rules: MarkupRules) -> None:
+        self.rules = rules
+        self.special = rules.related_classes | rules.image_classes | rules.drop_classes
+        self.check_ids = bool(rules.drop_ids_prefixes)
+        self.related_only = rules.related_link_classes or None
+        self.actions: dict[str, int] = {}  # class string -> _PLAIN / _RELATED_BOX / ...
+        self.captions: dict[str, bool] = {}  # class string -> holds a caption class
+        self.links: dict[str, bool] = {}  # class string -> holds a related-link class
+
+    def action(self, cls: str) -> int:
+        classes = frozenset(cls.split())
+        rules = self.rules
+        if classes.isdisjoint(self.special):
+            action = _PLAIN
+        elif classes & rules.related_classes:
+            action = _RELATED_BOX
+        elif classes & rules.image_classes:
+            action = _IMAGE_BOX
+        else:
+            action = _DROPPED
+        if len(self.actions) >= _CACHE_MAX:
+            self.actions.clear()
+        self.actions[cls] = action
+        return action
+
+    def is_caption(self, cls: str) -> bool:
+        found = not frozenset(cls.split()).isdisjoint(self.rules.caption_classes)
+        if len(self.captions) >= _CACHE_MAX:
+            self.captions.clear()
+        self.captions[cls] = found
+        return found
+
+    def is_link(self, cls: str, only_classes: frozenset[str]) -> bool:
+        found = not frozenset(cls.split()).isdisjoint(only_classes)
+        if only_classes is self.rules.related_link_classes:
+            if len(self.links) >= _CACHE_MAX:
+                self.links.clear()
+            self.links[cls] = found
+        return found
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan_for(rules: MarkupRules) -> _Plan:
+    plan = _PLANS.get(id(rules))
+    if plan is None or plan.rules is not rules:
+        plan = _Plan(rules)
+        if len(_PLANS) >= 64:
+            _PLANS.clear()
+        _PLANS[id(rules)] = plan
+    return plan
+
+
 class _Walker:
     """Walks one tree, collecting paragraphs, images and related links in document order."""
 
     def __init__(self, rules: MarkupRules) -> None:
+        plan = _plan_for(rules)
+        self.plan = plan
         self.rules = rules
         self.paragraphs: list[str] = []
         self.images: list[dict[str, str | None]] = []
         self.related: list[dict[str, str | None]] = []
         self.warnings: list[str] = []
         self.stopped = False  # set once the feed footer is reached
-        self._special = rules.related_classes | rules.image_classes | rules.drop_classes
-        self._check_ids = bool(rules.drop_ids_prefixes)
-
-    # -- classification -------------------------------------------------
-    def _classes(self, el: Any) -> frozenset[str] | None:
-        cls = el.get("class")
-        return frozenset(cls.split()) if cls else None
+        self._check_ids = plan.check_ids
+        self._footer = rules.footer_prefixes
+        self._related_prefixes = rules.related_link_prefixes
 
     def _dropped_id(self, el: Any) -> bool:
         el_id = el.get("id")
@@ -126,136 +219,193 @@ class _Walker:
         """One block's text -> paragraphs: split at <br> (never at source newlines)."""
         if not text or text.isspace():
             return
+        paragraphs = self.paragraphs
+        footer = self._footer
         for line in text.split(_BR) if _BR in text else (text,):
-            line = normalize_space(line)
+            # normalize_space, inlined
+            if "\u200b" in line or "\ufeff" in line:
+                line = line.replace("\u200b", " ").replace("\ufeff", " ")
+            line = " ".join(line.split())
             if not line:
                 continue
-            if self.rules.footer_prefixes and line.startswith(self.rules.footer_prefixes):
+            if footer and line.startswith(footer):
                 self.stopped = True
                 return
-            if not self.paragraphs and _DATE_STAMP_RE.match(line):
+            if not paragraphs and _DATE_STAMP_RE.match(line):
                 continue
-            self.paragraphs.append(line)
+            paragraphs.append(line)
 
     # -- walk ---------------------------------------------------------------
+    # walk and _inline are the hot loop: per child one tag lookup in _KINDS, one class lookup in
+    # the plan's cache, and the common cases (plain paragraphs, whitespace between blocks,
+    # childless elements) handled in line rather than through further calls.
     def walk(self, el: Any, depth: int = 0) -> None:
         run: list[str] = []
         skip = None  # a <small> caption box already consumed by the image before it
-        if el.text:
-            run.append(el.text)
+        text = el.text
+        if text:
+            run.append(text)
+        kinds = _KINDS
+        plan = self.plan
+        actions = plan.actions
         check_ids = self._check_ids
+        id_prefixes = self.rules.drop_ids_prefixes
+        footer = self._footer
+        paragraphs = self.paragraphs
+        emit = self._emit
         for child in el:
             if self.stopped:
                 return
-            tag = child.tag
-            if tag.__class__ is not str:  # comments, processing instructions
-                if child.tail:
-                    run.append(child.tail)
+            kind = kinds.get(child.tag, _INLINE)
+            if kind == _NONSTR:  # comments, processing instructions, entities
+                tail = child.tail
+                if tail:
+                    run.append(tail)
                 continue
-            if tag == "p" and not len(child) and not child.get("class"):
+            cls = child.get("class")
+            if kind == _PARA and not cls and not len(child):
                 # the common case: a plain paragraph of text
                 if run:
-                    self._emit("".join(run))
+                    text = "".join(run)
                     run = []
-                if child.text:
-                    self._emit(child.text)
-            elif tag in _SKIP_TAGS or ((child.get("class") or (check_ids and child.get("id")))
-                                       and self._handled_box(child)):
+                    if not text.isspace():
+                        emit(text)
+                text = child.text
+                if text:
+                    # emit(text), in line: a text node never holds _BR (NUL), so it is one line
+                    if "\u200b" in text or "\ufeff" in text:
+                        text = text.replace("\u200b", " ").replace("\ufeff", " ")
+                    text = " ".join(text.split())
+                    if text:
+                        if footer and text.startswith(footer):
+                            self.stopped = True
+                        elif paragraphs or not _DATE_STAMP_RE.match(text):
+                            paragraphs.append(text)
+            elif (kind == _SKIP
+                  or (cls and (action := actions.get(cls) or plan.action(cls)) != _PLAIN
+                      and self._box(child, action))
+                  or (check_ids and (el_id := child.get("id")) and el_id.startswith(id_prefixes))):
                 pass
-            elif tag == "br":
+            elif kind == _BREAK:
                 run.append(_BR)
-            elif tag == "img":
+            elif kind == _IMG:
                 caption_el = self._small_caption(child)
-                self._image(child, normalize_space("".join(caption_el.itertext())) if caption_el is not None else None)
+                self._image(child, normalize_space(_text(caption_el)) if caption_el is not None else None)
                 if caption_el is not None:
                     skip = caption_el
-            elif tag == "figure":
-                self._emit("".join(run))
-                run = []
+            elif kind == _FIGURE:
+                if run:
+                    emit("".join(run))
+                    run = []
                 self._image_box(child, caption_tags=("figcaption",))
             elif skip is not None and child is skip:
                 skip = None
-            elif self.rules.related_link_prefixes and tag == "p" and self._related_paragraph(child):
+            elif kind == _PARA and self._related_prefixes and self._related_paragraph(child):
                 pass
-            elif tag in _BLOCK_TAGS:
+            elif kind >= _BLOCK:
                 if run:
-                    self._emit("".join(run))
+                    text = "".join(run)
                     run = []
-                if tag == "hr":
+                    if not text.isspace():
+                        emit(text)
+                if kind == _HR:
                     pass
                 elif depth >= MAX_DEPTH:
                     if "html_too_deep" not in self.warnings:
                         self.warnings.append("html_too_deep")
-                    self._emit(" ".join(child.itertext()))
-                else:
+                    emit(" ".join(child.itertext()))
+                elif len(child):
                     self.walk(child, depth + 1)
-            else:
+                else:  # a childless block: what walk would make of it
+                    text = child.text
+                    if text:
+                        emit(text)
+            elif len(child):
                 self._inline(child, run, depth + 1)
-            if child.tail:
-                run.append(child.tail)
-        self._emit("".join(run))
+            else:  # an inline element holding only text
+                text = child.text
+                if text:
+                    run.append(text)
+            tail = child.tail
+            if tail:
+                run.append(tail)
+        if run:
+            text = "".join(run)
+            if not text.isspace():
+                emit(text)
 
     def _inline(self, el: Any, run: list[str], depth: int) -> None:
         """Text of an inline element, honouring drops, <br> and nested blocks."""
-        if el.text:
-            run.append(el.text)
+        text = el.text
+        if text:
+            run.append(text)
+        kinds = _KINDS
+        plan = self.plan
+        actions = plan.actions
         check_ids = self._check_ids
+        id_prefixes = self.rules.drop_ids_prefixes
         for child in el:
-            tag = child.tag
-            if tag.__class__ is str:
-                if tag in _SKIP_TAGS or ((child.get("class") or (check_ids and child.get("id")))
-                                         and self._handled_box(child)):
+            kind = kinds.get(child.tag, _INLINE)
+            if kind != _NONSTR:
+                cls = child.get("class")
+                if (kind == _SKIP
+                        or (cls and (action := actions.get(cls) or plan.action(cls)) != _PLAIN
+                            and self._box(child, action))
+                        or (check_ids and (el_id := child.get("id")) and el_id.startswith(id_prefixes))):
                     pass
-                elif tag == "br":
+                elif kind == _BREAK:
                     run.append(_BR)
-                elif tag == "img":
+                elif kind == _IMG:
                     self._image(child, None)
                 elif depth >= MAX_DEPTH:
                     run.append(" ".join(child.itertext()))
-                else:
+                elif len(child):
                     self._inline(child, run, depth + 1)
-            if child.tail:
-                run.append(child.tail)
+                else:
+                    text = child.text
+                    if text:
+                        run.append(text)
+            tail = child.tail
+            if tail:
+                run.append(tail)
 
-    def _handled_box(self, el: Any) -> bool:
-        """True when `el` is dropped or consumed as an image box / related-links box."""
-        cls = el.get("class")
-        if not cls:
-            return self.rules.drop_ids_prefixes != () and self._dropped_id(el)
-        classes = frozenset(cls.split())
-        rules = self.rules
-        if classes.isdisjoint(self._special):
-            return self._dropped_id(el)
-        if classes & rules.related_classes:
-            self._related_links(el, only_classes=rules.related_link_classes or None)
-            return True
-        if classes & rules.image_classes:
+    def _box(self, el: Any, action: int) -> bool:
+        """Consume `el`, whose class makes it a related-links box, an image box or a dropped box
+        (`action`); always True."""
+        if action == _RELATED_BOX:
+            self._related_links(el, only_classes=self.plan.related_only)
+        elif action == _IMAGE_BOX:
             self._image_box(el)
-            return True
-        if classes & rules.drop_classes:
-            if rules.related_link_classes:
-                self._related_links(el, only_classes=rules.related_link_classes)
-            return True
-        return self._dropped_id(el)
+        elif self.rules.related_link_classes:  # dropped, but its related links are kept
+            self._related_links(el, only_classes=self.rules.related_link_classes)
+        return True
 
     def _image_box(self, box: Any, caption_tags: tuple[str, ...] = ()) -> None:
         """An image container: its <img>s share the caption found inside it."""
         caption = None
-        for el in box.iter():
-            if not isinstance(el.tag, str):
-                continue
-            classes = self._classes(el)
-            if (classes and classes & self.rules.caption_classes) or el.tag in caption_tags:
-                caption = normalize_space("".join(el.itertext())) or None
+        plan = self.plan
+        captions = plan.captions
+        imgs = []
+        elements = box.iter(etree.Element)
+        for el in elements:
+            tag = el.tag
+            if tag == "img":
+                imgs.append(el)
+            cls = el.get("class")
+            if (cls and (captions.get(cls) if cls in captions else plan.is_caption(cls))) or tag in caption_tags:
+                caption = normalize_space(_text(el)) or None
                 break
-        for img in box.iter("img"):
+        for el in elements:  # the rest of the box, after its caption
+            if el.tag == "img":
+                imgs.append(el)
+        for img in imgs:
             self._image(img, caption)
 
     def _related_paragraph(self, p: Any) -> bool:
         """`<p><a href>延伸閱讀》title</a></p>`: a related link written as a paragraph."""
         if (p.text and p.text.strip()) or len(p) != 1 or p[0].tag != "a" or (p[0].tail and p[0].tail.strip()):
             return False
-        text = normalize_space("".join(p[0].itertext()))
+        text = normalize_space(_text(p[0]))
         for prefix in self.rules.related_link_prefixes:
             if text.startswith(prefix):
                 title = text[len(prefix):].lstrip("》>:：／/ ")
@@ -281,15 +431,23 @@ class _Walker:
             self.images.append({"url": url.strip(), "caption": caption or None})
 
     def _related_links(self, box: Any, only_classes: frozenset[str] | None = None) -> None:
+        plan = self.plan
+        links = plan.links if only_classes is self.rules.related_link_classes else {}
+        related = self.related
         for a in box.iter("a"):
             if only_classes is not None:
                 cls = a.get("class")
-                if not cls or not (frozenset(cls.split()) & only_classes):
+                if not cls:
+                    continue
+                found = links.get(cls)
+                if found is None:
+                    found = plan.is_link(cls, only_classes)
+                if not found:
                     continue
             href = a.get("href")
-            title = normalize_space("".join(a.itertext()))
+            title = normalize_space(_text(a))
             if href or title:
-                self.related.append({"url": href.strip() if href else None, "title": title or None})
+                related.append({"url": href.strip() if href else None, "title": title or None})
 
 
 def plain_text_fallback(body_html: str) -> str:
