@@ -398,8 +398,11 @@ class _Walker:
         for el in elements:  # the rest of the box, after its caption
             if el.tag == "img":
                 imgs.append(el)
-        for img in imgs:
-            self._image(img, caption)
+        images = self.images
+        for img in imgs:  # self._image(img, caption), in line
+            url = img.get("src") or img.get("data-src") or img.get("data-original")
+            if url and (url := url.strip()):
+                images.append({"url": url, "caption": caption})
 
     def _related_paragraph(self, p: Any) -> bool:
         """`<p><a href>延伸閱讀》title</a></p>`: a related link written as a paragraph."""
@@ -437,15 +440,13 @@ class _Walker:
         for a in box.iter("a"):
             if only_classes is not None:
                 cls = a.get("class")
-                if not cls:
-                    continue
-                found = links.get(cls)
-                if found is None:
-                    found = plan.is_link(cls, only_classes)
-                if not found:
+                if not cls or not (links.get(cls) or (cls not in links and plan.is_link(cls, only_classes))):
                     continue
             href = a.get("href")
-            title = normalize_space(_text(a))
+            title = _text(a)  # normalize_space, in line:
+            if "\u200b" in title or "\ufeff" in title:
+                title = title.replace("\u200b", " ").replace("\ufeff", " ")
+            title = " ".join(title.split())
             if href or title:
                 related.append({"url": href.strip() if href else None, "title": title or None})
 

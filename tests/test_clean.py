@@ -1,0 +1,110 @@
+"""Focused checks of the clean stage's walk: the in-line fast paths (plain paragraphs, whitespace
+runs, childless elements, cached class decisions, subtree text) must give exactly what the
+general walk gives."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+
+from pipeline.clean import GENERIC_RULES, MAX_DEPTH, MarkupRules, _text, clean_body
+from pipeline.cna.markup import CNA_RULES
+
+
+def out(paragraphs=(), images=(), related=(), warnings=()):
+    return {"paragraphs": list(paragraphs), "images": list(images), "related": list(related),
+            "warnings": list(warnings)}
+
+
+def test_paragraph_with_inline_children_and_br():
+    html = '<p>One <b>bold</b> two<br>three <a href="x">link</a> </p>'
+    assert clean_body(html) == out(["One bold two", "three link"])
+
+
+def test_glossary_box_dropped_term_kept():
+    html = '<p>半導體<span class="dictionary-box">（名詞解釋：晶片）</span>產業<span class="dic-icon"></span>成長</p>'
+    assert clean_body(html, CNA_RULES) == out(["半導體產業成長"])
+
+
+def test_image_box_inside_paragraph():
+    html = ('<p>Text <span class="fullPic"><span class="floatImg"><img src=" a.jpg "></span>'
+            '<span class="picinfo"> Cap  tion </span></span> more</p>')
+    assert clean_body(html, CNA_RULES) == out(["Text more"], [{"url": "a.jpg", "caption": "Cap tion"}])
+
+
+def test_class_decisions_belong_to_their_rules():
+    # the same class string is an image box for CNA and an ordinary div for the generic rules,
+    # whichever is seen first
+    html = '<div class="fullPic"><img src="a.jpg"><div class="picinfo">Cap</div></div>'
+    for _ in range(2):
+        assert clean_body(html, GENERIC_RULES) == out(["Cap"], [{"url": "a.jpg", "caption": None}])
+        assert clean_body(html, CNA_RULES) == out([], [{"url": "a.jpg", "caption": "Cap"}])
+    custom = MarkupRules(drop_classes=frozenset({"fullPic"}))
+    assert clean_body(html, custom) == out()
+
+
+def test_whitespace_only_runs_and_zero_width_spaces():
+    html = '<div>\n  <p>a</p>\n \u3000 <p> b\n c </p>\n<p>\u200b\ufeff</p><span> </span>\n</div>'
+    assert clean_body(html) == out(["a", "b c"])
+
+
+def test_related_link_prefix_paragraph():
+    html = '<p><a href=" https://x/1 ">延伸閱讀》 Title</a></p><p>延伸閱讀 <a href="y">not a link para</a></p>'
+    assert clean_body(html, CNA_RULES) == out(["延伸閱讀 not a link para"],
+                                              related=[{"url": "https://x/1", "title": "Title"}])
+
+
+def test_related_box_and_links_kept_from_dropped_box():
+    html = ('<div class="paragraph moreArticle"><div class="moreArticle-title">延伸閱讀</div>'
+            '<a class="moreArticle-link autoTag" href="https://a/1"><i class="icon-dot"></i><span>第一</span></a>'
+            '<a class="other" href="https://a/2">skip</a></div>'
+            '<div class="SubscriptionInner"><a class="insert" href="https://a/3"> 第三 </a><a href="z">no</a></div>'
+            '<p>after</p>')
+    assert clean_body(html, CNA_RULES) == out(["after"], related=[{"url": "https://a/1", "title": "第一"},
+                                                                   {"url": "https://a/3", "title": "第三"}])
+
+
+def test_small_caption_after_image():
+    html = '<div><img src="a.jpg"><small>Photo: X</small>Body</div>'
+    assert clean_body(html) == out(["Body"], [{"url": "a.jpg", "caption": "Photo: X"}])
+
+
+def test_date_stamp_skipped_and_footer_stops_the_walk():
+    html = '<p>07/02/2021 - 10:37</p><p>First</p><p>获取更多RSS：</p><p>x</p><img src="late.jpg">'
+    assert clean_body(html) == out(["First"])
+
+
+def test_block_inside_inline_is_inline_and_childless_blocks():
+    html = '<p>a<span>b<div>c</div>d</span>e</p><div>f<p>g</p>h</div><div></div><div> </div><h2>T</h2>'
+    assert clean_body(html) == out(["abcde", "f", "g", "h", "T"])
+
+
+def test_dropped_ids():
+    html = ('<div><p id="main">kept</p><div id="dfp-ad-1">ad</div><span id="innity-x">ad</span>x'
+            '<div id="adslot_2" class="plain">ad</div></div>')
+    assert clean_body(html, CNA_RULES) == out(["kept", "x"])
+    assert clean_body(html, GENERIC_RULES) == out(["kept", "x", "ad"])
+
+
+def test_figure_inside_paragraph():
+    html = '<p>before<figure><img src="f.jpg"><figcaption>Fig</figcaption></figure>after</p>'
+    assert clean_body(html) == out(["before", "after"], [{"url": "f.jpg", "caption": "Fig"}])
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH - 5, MAX_DEPTH + 5])
+def test_deep_inline_nesting_keeps_the_depth_guard(depth):
+    html = "<p>" + "<span>x" * depth + "</p>"
+    result = clean_body(html)
+    assert len(result["paragraphs"]) == 1
+    # below the guard the text is joined as is; at the guard the rest is read with spaces
+    if depth < MAX_DEPTH - 1:
+        assert result["paragraphs"] == ["x" * depth]
+    else:
+        assert " " in result["paragraphs"][0]
+
+
+def test_subtree_text_matches_itertext():
+    el = etree.fromstring("<a>x<!--c-->y<b>z<?pi q?>w<i/>v</b>t<c><d>u</d></c></a>")
+    assert _text(el) == "".join(el.itertext()) == "xyzwvtu"
+    assert _text(el.find("b/i")) == ""
+    assert _text(el.find("c/d")) == "u"
