@@ -13,7 +13,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,6 @@ class BuildOptions:
     max_bytes: int = DEFAULT_MAX_BYTES
     write_card: bool = True
     progress: Callable[[int, int | None], None] | None = None  # (posts done, total or None)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def options_key(self) -> str:
         """Options that change results (and so the cache key)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
@@ -47,7 +47,6 @@ class MarkupRules:
     related_link_prefixes: tuple[str, ...] = ()
     footer_prefixes: tuple[str, ...] = ()
     drop_ids_prefixes: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 GENERIC_RULES = MarkupRules(
