@@ -25,7 +25,7 @@ from pipeline.cache import ShardStore
 from pipeline.card import CARD_COLUMNS, write_dataset_card
 from pipeline.discover import discover_counted, input_kind, is_url
 from pipeline.errors import BuildError
-from pipeline.output import prepare_staging, publish, publish_remote
+from pipeline.output import prepare_staging, publish, publish_remote, remove_leftovers
 from pipeline.schema import PIPELINE_VERSION
 from pipeline.write import (
     ColumnCollector,
@@ -191,6 +191,7 @@ def build(opts: BuildOptions) -> dict[str, Any]:
             and previous.get("input_fingerprint") == fingerprint
             and previous.get("pipeline_version") == PIPELINE_VERSION
             and _outputs_intact(opts.output, previous)):
+        remove_leftovers(Path(opts.output.removeprefix("file://")).absolute())
         previous["up_to_date"] = True
         previous["cache"] = {"reused": stats["reused"], "processed": 0, "up_to_date": True}
         previous["timings_s"] = {**{k: round(v, 4) for k, v in timings.items()},

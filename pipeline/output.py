@@ -41,6 +41,22 @@ def _replaceable(out: Path) -> bool:
     return not names or "manifest.json" in names or "articles" in names
 
 
+def remove_leftovers(out: Path) -> None:
+    """Delete staging folders and links left by killed builds (whose process is gone)."""
+    root = builds_dir(out)
+    if not root.is_dir():
+        return
+    for old in root.iterdir():
+        if not old.name.startswith(("tmp-", ".link-")):
+            continue
+        pid = old.name.split("-")[1]
+        if not pid.isdigit() or not _pid_alive(int(pid)):
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+
+
 def prepare_staging(out: Path) -> Path:
     """A fresh, empty staging folder beside the output; stale ones from killed builds go."""
     root = builds_dir(out)
@@ -54,15 +70,7 @@ def prepare_staging(out: Path) -> Path:
                          "(choose another --output or remove it)")
     try:
         root.mkdir(parents=True, exist_ok=True)
-        for old in root.iterdir():
-            if not old.name.startswith(("tmp-", ".link-")):
-                continue
-            pid = old.name.split("-")[1]
-            if not pid.isdigit() or not _pid_alive(int(pid)):
-                if old.is_dir() and not old.is_symlink():
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    old.unlink(missing_ok=True)
+        remove_leftovers(out)
         staging = root / f"tmp-{os.getpid()}-{time.time_ns()}"
         staging.mkdir()
     except OSError as exc:
