@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.cache import ShardStore
-from pipeline.discover import InputItem, read_item
+from pipeline.discover import InputItem, read_capped, read_item
 from pipeline.errors import Reject
 from pipeline.process import process_post, reject_row
 from pipeline.schema import ARTICLE_SCHEMA, PIPELINE_VERSION
@@ -28,9 +28,10 @@ from pipeline.schema import ARTICLE_SCHEMA, PIPELINE_VERSION
 # Average posts per batch is 2**CHUNK_BITS; MAX_BATCH caps a run of unlucky hashes.
 CHUNK_BITS = 7
 MAX_BATCH = 512
-# Columns the merge needs to deduplicate and order rows; shipped in the shard's JSON meta so
-# the merge never reads the shards' bulk to plan the output.
-KEY_COLUMNS = ["article_id", "published_at", "feed_date", "source_path", "content_sha256", "source", "warnings"]
+# Columns the merge needs to deduplicate and order rows (and the card to chart them). The merge
+# reads only these columns' buffers from the memory-mapped shards, never their bulk.
+KEY_COLUMNS = ["article_id", "published_at", "feed_date", "source_path", "content_sha256", "source", "section",
+               "warnings"]
 # Rows per record batch inside a shard: the merge reads shards this many rows at a time.
 SHARD_CHUNK_ROWS = 64
 
@@ -195,8 +196,7 @@ def process_batch(batch: Batch, settings: BatchSettings) -> tuple[bytes | None, 
     with pa.ipc.new_file(sink, ARTICLE_SCHEMA) as writer:
         writer.write_table(table, max_chunksize=SHARD_CHUNK_ROWS)
     ipc = sink.getvalue()
-    meta = {"key": content_key, "inputs": len(batch.items), "articles": len(records), "rejects": rejects,
-            "row_keys": {c: [r[c] for r in records] for c in KEY_COLUMNS}}
+    meta = {"key": content_key, "inputs": len(batch.items), "articles": len(records), "rejects": rejects}
     if store is not None:
         store.put(content_key, ipc, meta)
         return None, {**meta, "signature_key": batch.key, "reused": False}
@@ -213,7 +213,7 @@ def _read(item: InputItem, max_bytes: int, zips: dict[str, zipfile.ZipFile]) -> 
     try:
         archive = zips.get(path) or zips.setdefault(path, zipfile.ZipFile(path))
         with archive.open(member) as fh:
-            data = fh.read(max_bytes + 1)
+            data = read_capped(fh, max_bytes, item.size)
     except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise Reject("unreadable", f"{type(exc).__name__}: {exc}") from exc
     if len(data) > max_bytes:

@@ -22,9 +22,10 @@ import pyarrow.compute as pc
 
 from pipeline.batches import Batch, BatchSettings, make_batches, use_system_allocator
 from pipeline.cache import ShardStore
-from pipeline.card import CARD_COLUMNS, write_dataset_card
+from pipeline.card import CARD_COLUMNS, figure_stats, write_dataset_card
 from pipeline.discover import discover_counted, input_kind, is_url
 from pipeline.errors import BuildError
+from pipeline.figures import FigureJob
 from pipeline.output import prepare_staging, publish, publish_remote, remove_leftovers
 from pipeline.schema import PIPELINE_VERSION
 from pipeline.write import (
@@ -32,7 +33,6 @@ from pipeline.write import (
     FilledCounter,
     collect_keys,
     deduplicate,
-    row_keys_table,
     write_articles,
     write_json,
     write_rejects,
@@ -110,11 +110,6 @@ def _run_engine(opts: BuildOptions, batches: Iterator[Batch],
     raise BuildError(f"unknown engine {opts.engine!r} (choose local or dask)")
 
 
-def _keep_keys_as_arrow(meta: dict[str, Any]) -> dict[str, Any]:
-    """Hold a batch's row keys as a compact Arrow table rather than Python lists."""
-    return {**meta, "row_keys": row_keys_table(meta["row_keys"])}
-
-
 def _published_manifest(output: str) -> dict[str, Any] | None:
     try:
         if is_url(output):
@@ -161,7 +156,7 @@ def build(opts: BuildOptions) -> dict[str, Any]:
             meta = store.get_meta(known) if known else None
             if meta is not None:
                 order.append(known)
-                metas[known] = _keep_keys_as_arrow(meta)
+                metas[known] = meta
                 index.record(batch.key, known)
                 stats["reused"] += meta["inputs"]
                 if opts.progress:
@@ -175,7 +170,7 @@ def build(opts: BuildOptions) -> dict[str, Any]:
         if ipc is not None:
             store.put(key, ipc, {k: v for k, v in meta.items() if k not in ("signature_key", "reused")})
         order.append(key)
-        metas[key] = _keep_keys_as_arrow(meta)
+        metas[key] = meta
         index.record(meta["signature_key"], key)
         stats["reused" if meta.get("reused") else "processed"] += meta["inputs"]
         if opts.progress:
@@ -202,23 +197,26 @@ def build(opts: BuildOptions) -> dict[str, Any]:
     local_out = None if is_url(opts.output) else Path(opts.output.removeprefix("file://")).absolute()
     staging = prepare_staging(local_out) if local_out else Path(prepare_staging(Path(cache_dir) / "remote-out"))
     try:
-        keys_table = collect_keys([metas[k]["row_keys"] for k in order])
+        keys_table = collect_keys(store, order)
         winners, duplicates = deduplicate(keys_table)
+        rejects = [r for key in order for r in metas[key]["rejects"]]
+        manifest = _manifest(opts, fingerprint, order, metas, keys_table, winners, duplicates, rejects, stats)
+        figures = None
+        if opts.write_card:  # drawn from the key columns while the articles are written
+            figures = FigureJob(staging, figure_stats(winners, manifest))
         filled = FilledCounter()
         card_columns = ColumnCollector(CARD_COLUMNS) if opts.write_card else None
         part_files = write_articles(store, order, winners, staging,
                                     (filled, card_columns) if card_columns else (filled,))
-        rejects = [r for key in order for r in metas[key]["rejects"]]
         write_rejects(rejects, staging)
         write_table(duplicates, staging / "duplicates.parquet")
         timings["write"] = time.perf_counter() - t0
 
-        manifest = _manifest(opts, fingerprint, order, metas, keys_table, winners, duplicates, rejects,
-                             stats, part_files)
+        manifest["articles_files"] = [f"articles/{n}" for n in part_files]
         manifest["filled"] = filled.counts  # rows with a value, per column: the card's coverage table
         t0 = time.perf_counter()
         if card_columns is not None:
-            write_dataset_card(staging, manifest, card_columns.table())
+            write_dataset_card(staging, manifest, card_columns.table(), figures)
         timings["card"] = time.perf_counter() - t0
         manifest["files"] = {str(p.relative_to(staging)): p.stat().st_size
                              for p in sorted(staging.rglob("*")) if p.is_file()}
@@ -237,7 +235,7 @@ def build(opts: BuildOptions) -> dict[str, Any]:
 
 def _manifest(opts: BuildOptions, fingerprint: str, order: list[str], metas: dict[str, dict[str, Any]],
               keys_table: pa.Table, winners: pa.Table, duplicates: pa.Table, rejects: list[dict[str, Any]],
-              stats: Counter, part_files: list[str]) -> dict[str, Any]:
+              stats: Counter) -> dict[str, Any]:
     inputs = sum(metas[k]["inputs"] for k in order)
     per_source: dict[str, Counter] = {}
 
@@ -271,5 +269,5 @@ def _manifest(opts: BuildOptions, fingerprint: str, order: list[str], metas: dic
             "warnings": dict(sorted(warnings.items())),
         },
         "cache": {"reused": stats["reused"], "processed": stats["processed"], "up_to_date": False},
-        "articles_files": [f"articles/{n}" for n in part_files],
+        "articles_files": [],  # set once written
     }

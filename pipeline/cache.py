@@ -72,3 +72,14 @@ class ShardStore:
 
     def open(self, key: str) -> pa.ipc.RecordBatchFileReader:
         return pa.ipc.open_file(pa.OSFile(str(self.arrow_path(key)), "rb"))
+
+    def read_columns(self, key: str, columns: list[str]) -> pa.Table:
+        """Some columns of a shard, copied out of a memory map: only their pages are read, and
+        no mapping outlives the call."""
+        with pa.memory_map(str(self.arrow_path(key)), "r") as source:
+            reader = pa.ipc.open_file(source)
+            table = reader.read_all().select(columns)
+            copied = pa.Table.from_arrays([pa.concat_arrays(col.chunks) if col.num_chunks else
+                                           pa.array([], col.type) for col in table.columns],
+                                          schema=table.schema)
+        return copied

@@ -8,7 +8,6 @@ metadata stripped): rebuilding the same data gives byte-identical files.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.figures import FIGURES, FigureJob, ranked, write_figures
 from pipeline.load import explode_credits, read_articles_table
 from pipeline.schema import (
     ARTICLE_FIELDS,
@@ -29,17 +29,11 @@ from pipeline.schema import (
     WARNING_CODES,
 )
 
-__all__ = ["write_dataset_card", "card_stats"]
+__all__ = ["write_dataset_card", "card_stats", "figure_stats", "FIGURES"]
 
-FIGURES = {
-    "per_day": "figures/articles_per_day.png",
-    "per_section": "figures/articles_per_section.png",
-    "per_source": "figures/articles_per_source.png",
-}
 TAIPEI_OFFSET_MS = 8 * 3600 * 1000  # Taiwan has had no DST since 1979: a fixed UTC+8 is exact
 DAY_MS = 86_400_000
 TOP_CREDITS = 10
-MAX_BARS = 20
 NO_SOURCE = "(unknown)"  # what the build's manifest uses for posts without `author`
 
 
@@ -74,11 +68,6 @@ def _value_counts(arr: pa.Array | pa.ChunkedArray) -> dict[Any, int]:
         return {}
     vc = pc.value_counts(arr)
     return dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True))
-
-
-def _ranked(counts: dict[Any, int]) -> list[tuple[Any, int]]:
-    """Most frequent first, ties by label, None last: a stable order for tables and bars."""
-    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] is None, str(kv[0])))
 
 
 def _coverage(table: pa.Table, n_total: int) -> dict[str, float | None]:
@@ -146,8 +135,25 @@ def _top_credits(table: pa.Table) -> dict[str, list[tuple[str, int]]]:
     rows = grouped.to_pylist()
     for role in CREDIT_ROLES:
         counts = {r["name"]: r["article_id_count_distinct"] for r in rows if r["role"] == role}
-        out[role] = [(n, c) for n, c in _ranked(counts) if n is not None][:TOP_CREDITS]
+        out[role] = [(n, c) for n, c in ranked(counts) if n is not None][:TOP_CREDITS]
     return out
+
+
+def figure_stats(table: pa.Table, manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the figures draw (pipeline.figures.FIGURE_STATS), from a table with the articles'
+    source, section, published_at and feed_date: the build has them before writing any article."""
+    per_source_data = _value_counts(table.column("source"))
+    merged: dict[str, int] = {}
+    for k, v in per_source_data.items():  # null and "" both count as unknown, as in the manifest
+        merged[k or NO_SOURCE] = merged.get(k or NO_SOURCE, 0) + v
+    per_source_data = merged
+    manifest_sources = (manifest.get("counts", {}) or {}).get("per_source", {}) or {}
+    # Rank: by articles (from the data), then sources that only had rejects/duplicates.
+    order = [s for s, _ in ranked(per_source_data)]
+    order += sorted(s for s in manifest_sources if s not in per_source_data)
+    per_day, dated_by = _per_day(table)
+    return {"n_articles": table.num_rows, "source_order": order, "per_source_data": per_source_data,
+            "per_section": _value_counts(table.column("section")), "per_day": per_day, "dated_by": dated_by}
 
 
 def card_stats(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | None = None) -> dict[str, Any]:
@@ -166,18 +172,7 @@ def card_stats(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | 
             "the card would contradict the data (was the manifest written for another build?)"
         )
 
-    per_source_data = _value_counts(table.column("source"))
-    merged: dict[str, int] = {}
-    for k, v in per_source_data.items():  # null and "" both count as unknown, as in the manifest
-        merged[k or NO_SOURCE] = merged.get(k or NO_SOURCE, 0) + v
-    per_source_data = merged
-    manifest_sources = counts.get("per_source", {}) or {}
-    # Rank: by articles (from the data), then sources that only had rejects/duplicates.
-    order = [s for s, _ in _ranked(per_source_data)]
-    order += sorted(s for s in manifest_sources if s not in per_source_data)
-    per_section = _value_counts(table.column("section"))
-    per_day, dated_by = _per_day(table)
-
+    drawn = figure_stats(table, manifest)
     warn_counts = counts.get("warnings")
     if warn_counts is None:
         warn_counts = _value_counts(pc.list_flatten(table.column("warnings")))
@@ -187,14 +182,9 @@ def card_stats(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | 
 
     pub = table.column("published_at")
     return {
-        "n_articles": n,
         "totals": {k: counts.get(k) for k in ("inputs", "articles", "rejects", "duplicates")},
-        "source_order": order,
-        "per_source_data": per_source_data,
-        "per_source_manifest": manifest_sources,
-        "per_section": per_section,
-        "per_day": per_day,
-        "dated_by": dated_by,
+        **drawn,
+        "per_source_manifest": counts.get("per_source", {}) or {},
         "coverage": ({c: (filled.get(c, 0) / n if n else None) for c in ARTICLE_SCHEMA.names}
                      if filled else _coverage(table, n)),
         "ranges": {
@@ -216,110 +206,6 @@ def card_stats(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | 
 
 
 # --------------------------------------------------------------------------- figures
-
-
-def _section_label(code: str | None, k: int) -> str:
-    if code is None:
-        return "(none)"
-    # ASCII codes (aopl, firstnews, ...) are readable without a CJK font; anything else is numbered.
-    return code if code.isascii() and code.isprintable() and len(code) <= 24 else f"section #{k}"
-
-
-def _capped(items: list[tuple[str, int]], cap: int = MAX_BARS) -> list[tuple[str, int]]:
-    if len(items) <= cap:
-        return items
-    rest = sum(c for _, c in items[cap - 1:])
-    return items[: cap - 1] + [(f"{len(items) - cap + 1} others", rest)]
-
-
-def _save(fig: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # No Software/date chunks in the PNG: rebuilds are byte-identical.
-    fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
-
-
-def _barh(items: list[tuple[str, int]], title: str, path: Path) -> None:
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    height = max(2.0, 0.3 * len(items) + 1.2)
-    fig = Figure(figsize=(7, height))
-    # fixed margins (labels are short ASCII): the constrained layout engine costs more than drawing
-    fig.subplots_adjust(left=0.2, right=0.95, bottom=0.6 / height, top=1 - 0.45 / height)
-    ax = fig.subplots()
-    if items:
-        labels = [lab for lab, _ in items][::-1]
-        values = [c for _, c in items][::-1]
-        ax.barh(range(len(items)), values, color="#4C72B0")
-        ax.set_yticks(range(len(items)), labels)
-        for y, v in enumerate(values):
-            ax.annotate(f"{v:,}", (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
-        ax.margins(x=0.12)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    else:
-        ax.text(0.5, 0.5, "no articles", ha="center", va="center", transform=ax.transAxes)
-        ax.set_yticks([])
-    ax.set_xlabel("articles")
-    ax.set_title(title)
-    _save(fig, path)
-
-
-def _per_day_figure(per_day: dict[str, int], dated_by: dict[str, int], path: Path) -> None:
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    fig = Figure(figsize=(9, 3.2))
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.88)
-    ax = fig.subplots()
-    if per_day:
-        days = np.array(list(per_day), dtype="datetime64[D]")
-        # one filled step artist, not one rectangle per day: far cheaper to draw
-        full = np.arange(days[0], days[-1] + np.timedelta64(2, "D"), dtype="datetime64[D]")
-        counts = np.zeros(len(full) - 1)
-        counts[np.searchsorted(full, days)] = list(per_day.values())
-        ax.stairs(counts, full, fill=True, color="#4C72B0", linewidth=0)
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        loc = AutoDateLocator()
-        ax.xaxis.set_major_locator(loc)
-        ax.xaxis.set_major_formatter(ConciseDateFormatter(loc))
-    else:
-        ax.text(0.5, 0.5, "no dated articles", ha="center", va="center", transform=ax.transAxes)
-    ax.set_ylabel("articles")
-    undated = dated_by.get("undated", 0)
-    ax.set_title(f"Articles per day (Asia/Taipei){f', {undated} undated not shown' if undated else ''}")
-    _save(fig, path)
-
-
-def _write_figures(out: Path, stats: dict[str, Any]) -> None:
-    import matplotlib
-
-    rc = {
-        "font.family": ["DejaVu Sans"],  # bundled with matplotlib: present everywhere
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "svg.hashsalt": "card",
-    }
-    source_no = {s: i + 1 for i, s in enumerate(stats["source_order"])}
-    sources = [(f"source #{source_no[s]}", c) for s, c in _ranked(stats["per_source_data"])]
-    sections = [(_section_label(s, i + 1), c) for i, (s, c) in enumerate(_ranked(stats["per_section"]))]
-    with matplotlib.rc_context(rc), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing")  # labels are ASCII; be safe anyway
-        _per_day_figure(stats["per_day"], stats["dated_by"], out / FIGURES["per_day"])
-        _barh(_capped(sections), "Articles per section (CNA URL code; (none) = not CNA)",
-              out / FIGURES["per_section"])
-        _barh(_capped(sources), "Articles per source (numbers as in the card's table)",
-              out / FIGURES["per_source"])
-    figure_counts = {
-        "articles": stats["n_articles"],
-        "per_day": stats["per_day"],
-        "dated_by": stats["dated_by"],
-        "per_section": {("(none)" if s is None else s): c for s, c in _ranked(stats["per_section"])},
-        "per_source": {f"source #{source_no[s]}": c for s, c in _ranked(stats["per_source_data"])},
-    }
-    (out / "figures" / "counts.json").write_text(
-        json.dumps(figure_counts, ensure_ascii=False, indent=1, sort_keys=False) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- markdown
@@ -537,13 +423,19 @@ def _render(stats: dict[str, Any], manifest: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_dataset_card(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | None = None) -> None:
+def write_dataset_card(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | None = None,
+                       figures: FigureJob | None = None) -> None:
     """Write out_dir/README.md and out_dir/figures/*.png describing the build in out_dir.
+    `figures`: the figures, already being drawn from the same data (the build starts them
+    before it writes the articles); else they are drawn here.
 
     Raises ValueError when the manifest's article count disagrees with the Parquet files.
     """
     out = Path(out_dir)
     stats = card_stats(out, manifest, table)
-    _write_figures(out, stats)
+    if figures is not None:
+        figures.wait()
+    else:
+        write_figures(out, stats)
     text = _render(stats, manifest)
     (out / "README.md").write_text(text, encoding="utf-8")

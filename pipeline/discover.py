@@ -178,6 +178,18 @@ def _discover_fsspec(url: str) -> Iterator[InputItem]:
             yield InputItem(rel, ("fsspec", f"{protocol}://{full}"), info.get("size"))
 
 
+def read_capped(fh: Any, max_bytes: int, size_hint: int | None) -> bytes:
+    """Up to max_bytes + 1 bytes of `fh` (one more than the limit shows it was exceeded).
+    Reading with the expected size avoids allocating (and page-faulting) a max_bytes buffer per
+    post; a file that grew since discovery is read on up to the limit."""
+    if size_hint is None or size_hint >= max_bytes:
+        return fh.read(max_bytes + 1)
+    data = fh.read(size_hint + 1)
+    if len(data) <= size_hint:
+        return data
+    return data + fh.read(max_bytes - len(data) + 1)
+
+
 def read_item(item: InputItem, max_bytes: int) -> bytes:
     """The raw bytes of a discovered post. Raises Reject (too_large, unreadable, not_a_file)."""
     loc = item.locator
@@ -191,10 +203,10 @@ def read_item(item: InputItem, max_bytes: int) -> bytes:
             data = loc[1]
         elif kind == "file":
             with open(loc[1], "rb") as fh:
-                data = fh.read(max_bytes + 1)
+                data = read_capped(fh, max_bytes, item.size)
         elif kind == "zip":
             with zipfile.ZipFile(loc[1]) as archive, archive.open(loc[2]) as fh:
-                data = fh.read(max_bytes + 1)
+                data = read_capped(fh, max_bytes, item.size)
         elif kind == "fsspec":
             import fsspec
 

@@ -65,16 +65,11 @@ class _ShardCursor:
         return table.take(pa.array([r - base for r in rows], type=pa.int64()))
 
 
-def row_keys_table(row_keys: dict[str, list[Any]]) -> pa.Table:
-    """A shard's key columns (from its JSON meta) as Arrow: compact, whatever the corpus size."""
-    return pa.table({c: pa.array(row_keys[c], type=KEY_SCHEMA.field(c).type) for c in KEY_COLUMNS},
-                    schema=KEY_SCHEMA)
-
-
-def collect_keys(key_tables: list[pa.Table]) -> pa.Table:
+def collect_keys(store: ShardStore, keys: list[str]) -> pa.Table:
     """Key columns of every shard (in `keys` order), with (shard, row) coordinates."""
     parts = []
-    for shard_no, table in enumerate(key_tables):
+    for shard_no, key in enumerate(keys):
+        table = store.read_columns(key, KEY_COLUMNS)
         n = table.num_rows
         table = table.append_column("shard", pa.array([shard_no] * n, pa.int32()))
         table = table.append_column("row", pa.array(range(n), pa.int64()))

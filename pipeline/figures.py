@@ -1,0 +1,165 @@
+"""The dataset card's figures: plain counts in, PNG files (and their counts as JSON) out.
+
+Only matplotlib and numpy here, no pyarrow: the build hands the counts over as plain Python
+values and renders the figures in a forked process while it writes the Parquet files
+(`FigureJob`), so matplotlib's import and drawing (about a second) overlap the write.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import BuildError
+
+FIGURES = {
+    "per_day": "figures/articles_per_day.png",
+    "per_section": "figures/articles_per_section.png",
+    "per_source": "figures/articles_per_source.png",
+}
+MAX_BARS = 20
+# The keys of card_stats() that the figures draw.
+FIGURE_STATS = ("n_articles", "per_day", "dated_by", "source_order", "per_source_data", "per_section")
+
+
+def ranked(counts: dict[Any, int]) -> list[tuple[Any, int]]:
+    """Most frequent first, ties by label, None last: a stable order for tables and bars."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] is None, str(kv[0])))
+
+
+def _section_label(code: str | None, k: int) -> str:
+    if code is None:
+        return "(none)"
+    # ASCII codes (aopl, firstnews, ...) are readable without a CJK font; anything else is numbered.
+    return code if code.isascii() and code.isprintable() and len(code) <= 24 else f"section #{k}"
+
+
+def _capped(items: list[tuple[str, int]], cap: int = MAX_BARS) -> list[tuple[str, int]]:
+    if len(items) <= cap:
+        return items
+    rest = sum(c for _, c in items[cap - 1:])
+    return items[: cap - 1] + [(f"{len(items) - cap + 1} others", rest)]
+
+
+def _save(fig: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # No Software/date chunks in the PNG: rebuilds are byte-identical.
+    fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
+
+
+def _barh(items: list[tuple[str, int]], title: str, path: Path) -> None:
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    height = max(2.0, 0.3 * len(items) + 1.2)
+    fig = Figure(figsize=(7, height))
+    # fixed margins (labels are short ASCII): the constrained layout engine costs more than drawing
+    fig.subplots_adjust(left=0.2, right=0.95, bottom=0.6 / height, top=1 - 0.45 / height)
+    ax = fig.subplots()
+    if items:
+        labels = [lab for lab, _ in items][::-1]
+        values = [c for _, c in items][::-1]
+        ax.barh(range(len(items)), values, color="#4C72B0")
+        ax.set_yticks(range(len(items)), labels)
+        for y, v in enumerate(values):
+            ax.annotate(f"{v:,}", (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+        ax.margins(x=0.12)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        ax.text(0.5, 0.5, "no articles", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+    ax.set_xlabel("articles")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def _per_day_figure(per_day: dict[str, int], dated_by: dict[str, int], path: Path) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(9, 3.2))
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.88)
+    ax = fig.subplots()
+    if per_day:
+        days = np.array(list(per_day), dtype="datetime64[D]")
+        # one filled step artist, not one rectangle per day: far cheaper to draw
+        full = np.arange(days[0], days[-1] + np.timedelta64(2, "D"), dtype="datetime64[D]")
+        counts = np.zeros(len(full) - 1)
+        counts[np.searchsorted(full, days)] = list(per_day.values())
+        ax.stairs(counts, full, fill=True, color="#4C72B0", linewidth=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        loc = AutoDateLocator()
+        ax.xaxis.set_major_locator(loc)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(loc))
+    else:
+        ax.text(0.5, 0.5, "no dated articles", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylabel("articles")
+    undated = dated_by.get("undated", 0)
+    ax.set_title(f"Articles per day (Asia/Taipei){f', {undated} undated not shown' if undated else ''}")
+    _save(fig, path)
+
+
+def write_figures(out: Path, stats: dict[str, Any]) -> None:
+    """Draw the card's figures from `stats` (the FIGURE_STATS keys of card_stats) into out/figures."""
+    import matplotlib
+
+    rc = {
+        "font.family": ["DejaVu Sans"],  # bundled with matplotlib: present everywhere
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "svg.hashsalt": "card",
+    }
+    source_no = {s: i + 1 for i, s in enumerate(stats["source_order"])}
+    sources = [(f"source #{source_no[s]}", c) for s, c in ranked(stats["per_source_data"])]
+    sections = [(_section_label(s, i + 1), c) for i, (s, c) in enumerate(ranked(stats["per_section"]))]
+    with matplotlib.rc_context(rc), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing")  # labels are ASCII; be safe anyway
+        _per_day_figure(stats["per_day"], stats["dated_by"], out / FIGURES["per_day"])
+        _barh(_capped(sections), "Articles per section (CNA URL code; (none) = not CNA)",
+              out / FIGURES["per_section"])
+        _barh(_capped(sources), "Articles per source (numbers as in the card's table)",
+              out / FIGURES["per_source"])
+    figure_counts = {
+        "articles": stats["n_articles"],
+        "per_day": stats["per_day"],
+        "dated_by": stats["dated_by"],
+        "per_section": {("(none)" if s is None else s): c for s, c in ranked(stats["per_section"])},
+        "per_source": {f"source #{source_no[s]}": c for s, c in ranked(stats["per_source_data"])},
+    }
+    (out / "figures" / "counts.json").write_text(
+        json.dumps(figure_counts, ensure_ascii=False, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+
+
+class FigureJob:
+    """The figures drawn in a forked process, started now, collected by `wait()`.
+
+    Forking is only safe while this process runs no other thread (a thread could hold a lock
+    the child needs); otherwise, and where fork does not exist, `wait()` draws them in line."""
+
+    def __init__(self, out: Path, stats: dict[str, Any]) -> None:
+        self.out = out
+        self.stats = {k: stats[k] for k in FIGURE_STATS}
+        self.process: Any = None
+        if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+            ctx = multiprocessing.get_context("fork")
+            # a failure in the child prints its traceback and sets a non-zero exit status
+            self.process = ctx.Process(target=write_figures, args=(out, self.stats), daemon=True)
+            self.process.start()
+
+    def wait(self) -> None:
+        """Block until the figures are written; BuildError if drawing them failed."""
+        if self.process is None:
+            write_figures(self.out, self.stats)
+            return
+        self.process.join()
+        if self.process.exitcode != 0:
+            raise BuildError(f"drawing the dataset card's figures failed (exit status {self.process.exitcode}); "
+                             "the traceback is above")
