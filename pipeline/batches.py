@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -147,6 +148,35 @@ def use_system_allocator() -> None:
     peak RSS then grows with the corpus."""
     if pa.default_memory_pool().backend_name != "system":
         pa.set_memory_pool(pa.system_memory_pool())
+
+
+class _RefusePandas:
+    """A meta-path finder under which `import pandas` fails."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("not needed by a build process")
+
+
+def skip_pandas_probe() -> None:
+    """Tell pyarrow, in a process that never gives it pandas objects, that pandas is absent.
+
+    The first time pyarrow converts a Python list it imports pandas (about 0.25 s of CPU) to
+    check whether the list is a pandas object. Build processes (the CLI and the local engine's
+    workers) hand it only lists, so the probe is answered here without the import. Explicit
+    pandas use still works: `Table.to_pandas()` imports pandas then. Not for Dask workers, which
+    may run other people's tasks.
+    """
+    if "pandas" in sys.modules:
+        return
+    finder = _RefusePandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        pa.array([0])  # the probe, answered "no pandas"
+    except Exception:  # noqa: BLE001 - another pyarrow may react differently: then it imports later
+        pass
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def process_batch(batch: Batch, settings: BatchSettings) -> tuple[bytes | None, dict[str, Any]]:

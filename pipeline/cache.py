@@ -71,7 +71,7 @@ class ShardStore:
         return self._base(key).with_suffix(".arrow")
 
     def open(self, key: str) -> pa.ipc.RecordBatchFileReader:
-        return pa.ipc.open_file(pa.OSFile(str(self.arrow_path(key)), "rb"))
+        return pa.ipc.open_file(pa.memory_map(str(self.arrow_path(key)), "r"))
 
     def read_columns(self, key: str, columns: list[str]) -> pa.Table:
         """Some columns of a shard, copied out of a memory map: only their pages are read, and

@@ -52,12 +52,15 @@ def _summary(manifest: dict[str, Any], seconds: float) -> str:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from pipeline.batches import skip_pandas_probe
     from pipeline.build import BuildOptions, build
 
+    skip_pandas_probe()  # this process only builds: spare it pyarrow's pandas import
     bar = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
+        tqdm.monitor_interval = 0  # no monitor thread: the build forks (card figures) only without threads
         bar = tqdm(unit="post", desc="build", dynamic_ncols=True)
 
     def progress(n: int, total: int | None) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from pipeline.batches import Batch, BatchSettings, process_batch
+from pipeline.batches import Batch, BatchSettings, process_batch, skip_pandas_probe
 
 
 def default_workers() -> int:
@@ -27,7 +27,7 @@ def run_local(batches: Iterable[Batch], settings: BatchSettings,
             yield process_batch(batch, settings)
         return
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=skip_pandas_probe) as pool:
         pending: set[Future] = set()
         for batch in batches:
             pending.add(pool.submit(process_batch, batch, settings))
