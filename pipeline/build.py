@@ -134,9 +134,19 @@ def _outputs_intact(output: str, manifest: dict[str, Any]) -> bool:
 def build(opts: BuildOptions) -> dict[str, Any]:
     """Run a build and publish it. Returns the manifest."""
     t_start = time.perf_counter()
+    input_kind(opts.input)  # raises BuildError for a missing input, before any work
+    # the card's figure process starts first: it imports matplotlib while the posts are processed
+    figures = FigureJob() if opts.write_card else None
+    try:
+        return _build(opts, figures, t_start)
+    finally:
+        if figures is not None:
+            figures.close()
+
+
+def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dict[str, Any]:
     use_system_allocator()
     timings: dict[str, float] = {}
-    input_kind(opts.input)  # raises BuildError for a missing input, before any work
     cache_dir = opts.cache_dir or default_cache_dir(opts.output)
     store = ShardStore(cache_dir)
     index = BatchIndex(cache_dir)
@@ -201,9 +211,8 @@ def build(opts: BuildOptions) -> dict[str, Any]:
         winners, duplicates = deduplicate(keys_table)
         rejects = [r for key in order for r in metas[key]["rejects"]]
         manifest = _manifest(opts, fingerprint, order, metas, keys_table, winners, duplicates, rejects, stats)
-        figures = None
-        if opts.write_card:  # drawn from the key columns while the articles are written
-            figures = FigureJob(staging, figure_stats(winners, manifest))
+        if figures is not None:  # drawn from the key columns while the articles are written
+            figures.draw(staging, figure_stats(winners, manifest))
         filled = FilledCounter()
         card_columns = ColumnCollector(CARD_COLUMNS) if opts.write_card else None
         part_files = write_articles(store, order, winners, staging,

@@ -138,28 +138,73 @@ def write_figures(out: Path, stats: dict[str, Any]) -> None:
         json.dumps(figure_counts, ensure_ascii=False, indent=1, sort_keys=False) + "\n", encoding="utf-8")
 
 
+def _import_matplotlib() -> None:
+    from matplotlib.backends import backend_agg  # noqa: F401
+    from matplotlib.dates import AutoDateLocator  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
+
+
+def _draw_when_asked(reader: Any) -> None:
+    """The figure process: import matplotlib now, draw once the counts arrive (exit on EOF)."""
+    _import_matplotlib()
+    try:
+        out, stats = reader.recv()
+    except EOFError:  # the build ended without asking (up to date, failed): nothing to draw
+        return
+    write_figures(Path(out), stats)
+
+
 class FigureJob:
-    """The figures drawn in a forked process, started now, collected by `wait()`.
+    """A forked process for the card's figures, started before the build processes the posts so
+    that importing matplotlib (about half a second) is done by the time the counts are known;
+    `draw()` hands it the counts, `wait()` collects it, `close()` ends it unused.
 
     Forking is only safe while this process runs no other thread (a thread could hold a lock
-    the child needs); otherwise, and where fork does not exist, `wait()` draws them in line."""
+    the child needs); otherwise, and where fork does not exist, `wait()` draws in line."""
 
-    def __init__(self, out: Path, stats: dict[str, Any]) -> None:
-        self.out = out
-        self.stats = {k: stats[k] for k in FIGURE_STATS}
+    def __init__(self) -> None:
         self.process: Any = None
+        self.writer: Any = None
+        self.request: tuple[Path, dict[str, Any]] | None = None
         if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
             ctx = multiprocessing.get_context("fork")
+            reader, self.writer = ctx.Pipe(duplex=False)
             # a failure in the child prints its traceback and sets a non-zero exit status
-            self.process = ctx.Process(target=write_figures, args=(out, self.stats), daemon=True)
+            self.process = ctx.Process(target=_draw_when_asked, args=(reader,), daemon=True)
             self.process.start()
+            reader.close()
+
+    def draw(self, out: Path, stats: dict[str, Any]) -> None:
+        """Start drawing the figures of `stats` (card_stats' FIGURE_STATS keys) into out/figures."""
+        self.request = (out, {k: stats[k] for k in FIGURE_STATS})
+        if self.writer is not None:
+            try:
+                self.writer.send((str(out), self.request[1]))
+            except OSError:  # the process died (its exit status is reported by wait())
+                pass
+            self.writer.close()
+            self.writer = None
 
     def wait(self) -> None:
         """Block until the figures are written; BuildError if drawing them failed."""
+        if self.request is None:
+            raise BuildError("FigureJob.wait() before draw()")
         if self.process is None:
-            write_figures(self.out, self.stats)
+            write_figures(*self.request)
             return
         self.process.join()
-        if self.process.exitcode != 0:
-            raise BuildError(f"drawing the dataset card's figures failed (exit status {self.process.exitcode}); "
+        code = self.process.exitcode
+        self.process = None
+        if code != 0:
+            raise BuildError(f"drawing the dataset card's figures failed (exit status {code}); "
                              "the traceback is above")
+
+    def close(self) -> None:
+        """End the figure process if it is still there (the build stopped before drawing)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self.process is not None:
+            self.process.terminate()
+            self.process.join()
+            self.process = None
