@@ -102,9 +102,9 @@ def parse_html(body: str) -> tuple[Any | None, list[str]]:
     """Parse body HTML leniently. Returns (root element or None, warnings); None with a warning
     when libxml2 gave up part-way (its depth and text-size limits), so the caller falls back to
     plain text instead of silently losing the rest."""
-    if not body.strip():
+    if not body or body.isspace():
         return None, []
-    if "<!" in body[:2048] and _DOCTYPE_RE.search(body, 0, 2048):
+    if body.find("<!", 0, 2048) >= 0 and _DOCTYPE_RE.search(body, 0, 2048):
         # an internal subset ([<!ENTITY …>]) is not HTML: libxml2's HTML parser would show its
         # tail as text. Entities are never expanded either way.
         body = _DOCTYPE_RE.sub("", body, count=1)
@@ -119,8 +119,10 @@ def parse_html(body: str) -> tuple[Any | None, list[str]]:
         return None, ["html_too_deep" if any("depth" in m.lower() for m in fatal) else "html_truncated"]
     if root is None:
         return None, []
-    body_el = root.find("body")
-    return (body_el if body_el is not None else root), []
+    for child in root:  # libxml2 puts <body> (after any <head>) right under <html>
+        if child.tag == "body":
+            return child, []
+    return root, []
 
 
 # Kinds of child element, by tag: one dict lookup instead of a chain of set tests per element.

@@ -138,15 +138,21 @@ def write_figures(out: Path, stats: dict[str, Any]) -> None:
         json.dumps(figure_counts, ensure_ascii=False, indent=1, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def _import_matplotlib() -> None:
-    from matplotlib.backends import backend_agg  # noqa: F401
+def _prepare_matplotlib() -> None:
+    """Import matplotlib and draw a throw-away figure (loads the font and the Agg renderer)."""
+    import io
+
     from matplotlib.dates import AutoDateLocator  # noqa: F401
-    from matplotlib.figure import Figure  # noqa: F401
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().set_title("0")
+    fig.savefig(io.BytesIO(), format="png", dpi=10)
 
 
 def _draw_when_asked(reader: Any) -> None:
     """The figure process: import matplotlib now, draw once the counts arrive (exit on EOF)."""
-    _import_matplotlib()
+    _prepare_matplotlib()
     try:
         out, stats = reader.recv()
     except EOFError:  # the build ended without asking (up to date, failed): nothing to draw
