@@ -8,6 +8,7 @@ is what the result cache is keyed by.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import hashlib
 import sys
@@ -148,6 +149,17 @@ def use_system_allocator() -> None:
     peak RSS then grows with the corpus."""
     if pa.default_memory_pool().backend_name != "system":
         pa.set_memory_pool(pa.system_memory_pool())
+
+
+def fix_mmap_threshold() -> None:
+    """Have glibc's malloc map every block of 1 MiB or more on its own, so freeing it returns it
+    to the OS. By default glibc raises that threshold after each such free, and the merge's large
+    Arrow buffers then stay in the heap once freed: the driver's peak grew with the corpus."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD; setting it turns the dynamic raise off
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
 
 
 class _RefusePandas:

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.batches import Batch, BatchSettings, make_batches, use_system_allocator
+from pipeline.batches import Batch, BatchSettings, fix_mmap_threshold, make_batches, use_system_allocator
 from pipeline.cache import ShardStore
 from pipeline.card import CARD_COLUMNS, figure_stats, write_dataset_card
 from pipeline.discover import discover_counted, input_kind, is_url
@@ -146,6 +146,7 @@ def build(opts: BuildOptions) -> dict[str, Any]:
 
 def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dict[str, Any]:
     use_system_allocator()
+    fix_mmap_threshold()
     timings: dict[str, float] = {}
     cache_dir = opts.cache_dir or default_cache_dir(opts.output)
     store = ShardStore(cache_dir)
@@ -211,21 +212,26 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
         winners, duplicates = deduplicate(keys_table)
         rejects = [r for key in order for r in metas[key]["rejects"]]
         manifest = _manifest(opts, fingerprint, order, metas, keys_table, winners, duplicates, rejects, stats)
-        if figures is not None:  # drawn from the key columns while the articles are written
-            figures.draw(staging, figure_stats(winners, manifest))
-        filled = FilledCounter()
-        card_columns = ColumnCollector(CARD_COLUMNS) if opts.write_card else None
-        part_files = write_articles(store, order, winners, staging,
-                                    (filled, card_columns) if card_columns else (filled,))
+        drawn = figure_stats(winners, manifest) if opts.write_card else None
+        if figures is not None and drawn is not None:  # drawn while the articles are written
+            figures.draw(staging, drawn)
         write_rejects(rejects, staging)
         write_table(duplicates, staging / "duplicates.parquet")
+        # From here on only each winner's place (shard, row) is needed: letting the key columns go
+        # keeps the driver's memory from growing with them while the articles are written.
+        placement = winners.select(["shard", "row"])
+        del keys_table, winners, duplicates
+        filled = FilledCounter()
+        card_columns = ColumnCollector(CARD_COLUMNS) if opts.write_card else None
+        part_files = write_articles(store, order, placement, staging,
+                                    (filled, card_columns) if card_columns else (filled,))
         timings["write"] = time.perf_counter() - t0
 
         manifest["articles_files"] = [f"articles/{n}" for n in part_files]
         manifest["filled"] = filled.counts  # rows with a value, per column: the card's coverage table
         t0 = time.perf_counter()
         if card_columns is not None:
-            write_dataset_card(staging, manifest, card_columns.table(), figures)
+            write_dataset_card(staging, manifest, card_columns.table(), figures, drawn)
         timings["card"] = time.perf_counter() - t0
         manifest["files"] = {str(p.relative_to(staging)): p.stat().st_size
                              for p in sorted(staging.rglob("*")) if p.is_file()}

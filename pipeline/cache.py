@@ -71,7 +71,9 @@ class ShardStore:
         return self._base(key).with_suffix(".arrow")
 
     def open(self, key: str) -> pa.ipc.RecordBatchFileReader:
-        return pa.ipc.open_file(pa.memory_map(str(self.arrow_path(key)), "r"))
+        # read, not memory-mapped: a mapping keeps every page the merge touched resident until the
+        # shard is done, and the merge has a shard open for each stretch of time it spans
+        return pa.ipc.open_file(pa.OSFile(str(self.arrow_path(key)), "rb"))
 
     def read_columns(self, key: str, columns: list[str]) -> pa.Table:
         """Some columns of a shard, copied out of a memory map: only their pages are read, and

@@ -43,9 +43,9 @@ NO_SOURCE = "(unknown)"  # what the build's manifest uses for posts without `aut
 # The bulky columns: the card needs only their coverage, which the build counts while writing
 # (manifest["filled"]); they are read only for a manifest without it.
 _BULKY = ("text", "paragraphs", "images", "related")
-# The columns the card's statistics use; the build hands them over in memory (no re-read).
-CARD_COLUMNS = ["article_id", "source", "section", "published_at", "feed_date", "roc_date", "credits",
-                "translators", "warnings"]
+# The columns the card's statistics use besides figure_stats' (which the build computes from its
+# key columns before writing); the build hands them over in memory (no re-read).
+CARD_COLUMNS = ["article_id", "published_at", "feed_date", "roc_date", "credits", "translators"]
 
 
 def _read_articles(out: Path, skip: tuple[str, ...]) -> pa.Table:
@@ -156,9 +156,12 @@ def figure_stats(table: pa.Table, manifest: dict[str, Any]) -> dict[str, Any]:
             "per_section": _value_counts(table.column("section")), "per_day": per_day, "dated_by": dated_by}
 
 
-def card_stats(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | None = None) -> dict[str, Any]:
+def card_stats(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | None = None,
+               drawn: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the card shows, as plain Python values (also written to figures/counts.json).
-    `table`: the articles' CARD_COLUMNS when the caller has them (else read from out_dir)."""
+    `table`: the articles' CARD_COLUMNS when the caller has them (else read from out_dir);
+    `drawn`: figure_stats() of the same articles, when the caller has them (else computed from
+    `table`, which then needs source, section, published_at and feed_date)."""
     out = Path(out_dir)
     filled = manifest.get("filled")
     if table is None:
@@ -172,7 +175,8 @@ def card_stats(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | 
             "the card would contradict the data (was the manifest written for another build?)"
         )
 
-    drawn = figure_stats(table, manifest)
+    if drawn is None:
+        drawn = figure_stats(table, manifest)
     warn_counts = counts.get("warnings")
     if warn_counts is None:
         warn_counts = _value_counts(pc.list_flatten(table.column("warnings")))
@@ -424,7 +428,7 @@ def _render(stats: dict[str, Any], manifest: dict[str, Any]) -> str:
 
 
 def write_dataset_card(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | None = None,
-                       figures: FigureJob | None = None) -> None:
+                       figures: FigureJob | None = None, drawn: dict[str, Any] | None = None) -> None:
     """Write out_dir/README.md and out_dir/figures/*.png describing the build in out_dir.
     `figures`: the figures, already being drawn from the same data (the build starts them
     before it writes the articles); else they are drawn here.
@@ -432,7 +436,7 @@ def write_dataset_card(out_dir: str | Path, manifest: dict[str, Any], table: pa.
     Raises ValueError when the manifest's article count disagrees with the Parquet files.
     """
     out = Path(out_dir)
-    stats = card_stats(out, manifest, table)
+    stats = card_stats(out, manifest, table, drawn)
     if figures is not None:
         figures.wait()
     else:

@@ -82,10 +82,15 @@ def collect_keys(store: ShardStore, keys: list[str]) -> pa.Table:
     return pa.concat_tables(parts)
 
 
+# What the build needs of each winner after the dedup: where it is (shard, row), and what the
+# manifest and the card count. Its path and hash are only needed for the few ids with copies.
+WINNER_COLUMNS = ["article_id", "published_at", "feed_date", "source", "section", "warnings", "shard", "row"]
+
+
 def deduplicate(keys: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """Split key rows into (winners in dataset order, duplicates table)."""
+    """Split key rows into (winners in dataset order: WINNER_COLUMNS, duplicates table)."""
     if keys.num_rows == 0:
-        return keys, DUPLICATE_SCHEMA.empty_table()
+        return keys.select(WINNER_COLUMNS), DUPLICATE_SCHEMA.empty_table()
     # Best copy first within each article id; sorting a narrow view, then one take per result,
     # keeps the number of full copies of the key table at one.
     order = pc.sort_indices(keys.select(["article_id", "published_at", "feed_date", "source_path"]),
@@ -101,11 +106,13 @@ def deduplicate(keys: pa.Table) -> tuple[pa.Table, pa.Table]:
     narrow = keys.select(["published_at", "article_id"]).take(winner_idx)
     final = pc.sort_indices(narrow, sort_keys=[("published_at", "ascending", "at_end"),
                                                ("article_id", "ascending", "at_end")])
-    winners = keys.take(winner_idx.take(final))
+    del narrow
+    winners = keys.select(WINNER_COLUMNS).take(winner_idx.take(final))
     losers = keys.take(order.filter(pc.invert(mask)))
     # which file was kept, for each dropped copy: only the few ids with copies are looked up
     dup_ids = pc.unique(losers.column("article_id"))
-    kept = winners.filter(pc.is_in(winners.column("article_id"), value_set=dup_ids))
+    kept_idx = winner_idx.filter(pc.is_in(ids.filter(mask), value_set=dup_ids))
+    kept = keys.select(["article_id", "source_path"]).take(kept_idx)
     kept_path = dict(zip(kept.column("article_id").to_pylist(), kept.column("source_path").to_pylist(),
                          strict=True))
     duplicates = pa.table({
@@ -135,7 +142,8 @@ def filled_counts(table: pa.Table) -> dict[str, int]:
 
 def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_dir: Path,
                    observers: tuple[Callable[[pa.Table], None], ...] = ()) -> list[str]:
-    """Stream the winners, in order, into out_dir/articles/part-NNNNN.parquet. Returns file names.
+    """Stream the winners (their `shard` and `row` columns: where each article is), in order, into
+    out_dir/articles/part-NNNNN.parquet. Returns file names.
 
     Each row group is gathered here while the previous one is encoded and compressed in a
     writer thread (pyarrow releases the GIL), so at most two groups are in memory. Every
@@ -144,14 +152,17 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
     articles_dir = out_dir / "articles"
     articles_dir.mkdir(parents=True, exist_ok=True)
     cursors: dict[int, _ShardCursor] = {}
-    shards = winners.column("shard").to_pylist()
-    rows = winners.column("row").to_pylist()
+    # numpy, not Python lists, for the whole plan; lists one row group at a time
+    shards = winners.column("shard").to_numpy()
+    rows = winners.column("row").to_numpy()
     total = len(shards)
     last_row: dict[int, int] = {}
     last_group: dict[int, int] = {}
-    for pos, (s, r) in enumerate(zip(shards, rows, strict=True)):
-        last_row[s] = max(last_row.get(s, -1), r)
-        last_group[s] = pos // ROW_GROUP_ROWS
+    for start in range(0, total, ROW_GROUP_ROWS):
+        for pos, (s, r) in enumerate(zip(shards[start:start + ROW_GROUP_ROWS].tolist(),
+                                         rows[start:start + ROW_GROUP_ROWS].tolist(), strict=True), start):
+            last_row[s] = max(last_row.get(s, -1), r)
+            last_group[s] = pos // ROW_GROUP_ROWS
     names: list[str] = []
     writers: list[pq.ParquetWriter] = []
     pending: Future | None = None
@@ -165,7 +176,7 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
             if stop <= start:  # no articles: a valid file with the schema and no rows
                 writers[-1].write_table(ARTICLE_SCHEMA.empty_table())
                 break
-            group = _gather(store, keys, cursors, last_row, shards[start:stop], rows[start:stop])
+            group = _gather(store, keys, cursors, last_row, shards[start:stop].tolist(), rows[start:stop].tolist())
             for observe in observers:
                 observe(group)
             if pending is not None:
