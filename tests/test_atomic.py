@@ -100,10 +100,11 @@ def test_sigkill_at_any_moment_keeps_previous_dataset(world: dict[str, Path]) ->
             else:
                 _wait_for(staging_exists if moment == "staging" else parquet_started, proc)
             was_running = _kill(proc)
-            if not was_running:
-                # finished before the kill: a complete new dataset replaced the old one; restore a
-                # "previous" to keep testing against by noting the new state
-                assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
+            if not was_running or os.readlink(out) != target:
+                # finished before the kill, or killed after it published (while exiting): a complete
+                # new dataset replaced the old one; note it as the "previous" to test against next
+                if not was_running:
+                    assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
                 assert validate_dataset(out) == []
                 target, before = os.readlink(out), _digest(out)
                 continue
