@@ -190,6 +190,29 @@ def read_capped(fh: Any, max_bytes: int, size_hint: int | None) -> bytes:
     return data + fh.read(max_bytes - len(data) + 1)
 
 
+def read_file(path: str, max_bytes: int, size_hint: int | None) -> bytes:
+    """Up to max_bytes + 1 bytes of a local file, in three system calls when the file still has
+    the size discovery saw (open, read, close; Python's open() adds fstat, lseek, ioctl and a read
+    to find the end, which over a corpus costs more than the reading)."""
+    limit = max_bytes + 1
+    want = limit if size_hint is None or size_hint >= max_bytes else size_hint + 1
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        data = os.read(fd, want)
+        if len(data) == size_hint:  # the size discovery saw, and nothing after it: the whole file
+            return data
+        parts, got = [data], len(data)
+        while got < limit:  # a short read, or a file that changed since discovery: read to the end
+            chunk = os.read(fd, limit - got)
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 def read_item(item: InputItem, max_bytes: int) -> bytes:
     """The raw bytes of a discovered post. Raises Reject (too_large, unreadable, not_a_file)."""
     loc = item.locator
@@ -202,8 +225,7 @@ def read_item(item: InputItem, max_bytes: int) -> bytes:
         if kind == "bytes":
             data = loc[1]
         elif kind == "file":
-            with open(loc[1], "rb") as fh:
-                data = read_capped(fh, max_bytes, item.size)
+            data = read_file(loc[1], max_bytes, item.size)
         elif kind == "zip":
             with zipfile.ZipFile(loc[1]) as archive, archive.open(loc[2]) as fh:
                 data = read_capped(fh, max_bytes, item.size)
