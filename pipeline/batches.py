@@ -151,15 +151,30 @@ def use_system_allocator() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return None
+
+
+_LIBC = _libc()
+
+
+def release_free_memory() -> None:
+    """Give the heap's free pages back to the OS (glibc). Called after each batch: a worker's
+    heap otherwise keeps the holes its parse trees and buffers leave, and its RSS creeps up with
+    the number of posts it has processed (114 -> 131 MB over 700 batches; flat at 110 with this)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
 def fix_mmap_threshold() -> None:
     """Have glibc's malloc map every block of 1 MiB or more on its own, so freeing it returns it
     to the OS. By default glibc raises that threshold after each such free, and the merge's large
     Arrow buffers then stay in the heap once freed: the driver's peak grew with the corpus."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD; setting it turns the dynamic raise off
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
+    if _LIBC is not None:
+        _LIBC.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD; setting it turns the dynamic raise off
 
 
 class _RefusePandas:
@@ -241,8 +256,13 @@ def process_batch(batch: Batch, settings: BatchSettings) -> tuple[bytes | None, 
     meta = {"key": content_key, "inputs": len(batch.items), "articles": len(records), "rejects": rejects}
     if store is not None:
         store.put(content_key, ipc, meta)
+        del ipc, sink, table, records, raws
+        release_free_memory()
         return None, {**meta, "signature_key": batch.key, "reused": False}
-    return ipc.to_pybytes(), {**meta, "signature_key": batch.key, "reused": False}
+    shard = ipc.to_pybytes()
+    del ipc, sink, table, records, raws
+    release_free_memory()
+    return shard, {**meta, "signature_key": batch.key, "reused": False}
 
 
 def _read(item: InputItem, max_bytes: int, zips: dict[str, zipfile.ZipFile]) -> bytes:

@@ -146,7 +146,6 @@ def build(opts: BuildOptions) -> dict[str, Any]:
 
 def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dict[str, Any]:
     use_system_allocator()
-    fix_mmap_threshold()
     timings: dict[str, float] = {}
     cache_dir = opts.cache_dir or default_cache_dir(opts.output)
     store = ShardStore(cache_dir)
@@ -189,6 +188,8 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
     index.save()
     order.sort()
     timings["process"] = time.perf_counter() - t0
+    # only now: worker processes forked with it would page-fault their every large buffer afresh
+    fix_mmap_threshold()
 
     fingerprint = hashlib.sha256(f"{PIPELINE_VERSION}\n{opts.options_key()}\n".encode()
                                  + "\n".join(order).encode()).hexdigest()

@@ -68,8 +68,9 @@ def discover_counted(path: str) -> tuple[int | None, Iterator[InputItem]]:
     if path.startswith("file://"):
         path = path[len("file://"):]
     if kind == "dir":
-        found = _list_dir(path)
-        return len(found), (_local_item(rel, os.path.join(path, rel)) for rel in found)
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise BuildError(f"input folder is not readable: {path}")
+        return _count_posts(path), (_local_item(rel, os.path.join(path, rel)) for rel in _walk_sorted(path, ""))
     return None, _discover_other(kind, path)
 
 
@@ -103,17 +104,40 @@ def _local_item(rel: str, full: str) -> InputItem:
     return InputItem(rel, ("file", full), st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino))
 
 
-def _list_dir(root: str) -> list[str]:
-    """Relative paths ('/'-separated) of every *.md entry under root, sorted."""
-    if not os.access(root, os.R_OK | os.X_OK):
-        raise BuildError(f"input folder is not readable: {root}")
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=None, followlinks=False):
-        rel_dir = os.path.relpath(dirpath, root)
-        rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        found.extend(rel_dir + name for name in dirnames + filenames if name.endswith(POST_SUFFIX))
-    found.sort()
-    return found
+def _count_posts(root: str) -> int:
+    """How many *.md entries the walk will yield (directory listings only, nothing kept)."""
+    return sum(sum(1 for name in dirnames + filenames if name.endswith(POST_SUFFIX))
+               for _dirpath, dirnames, filenames in os.walk(root, followlinks=False))
+
+
+def _walk_sorted(root: str, rel_dir: str) -> Iterator[str]:
+    """Relative paths ('/'-separated) of every *.md entry under root/rel_dir, in the order a sort
+    of all the paths would give, one folder listing in memory at a time (not every path of the
+    archive). A folder sorts by its name + "/" (its paths' prefix); a folder named *.md is
+    itself an entry too (reported as not a file), just before anything inside it. Symbolic
+    links to folders are entries, never descended into."""
+    try:
+        with os.scandir(os.path.join(root, rel_dir) if rel_dir else root) as it:
+            entries = list(it)
+    except OSError:
+        return  # unreadable folder: skipped, as os.walk does
+    keyed: list[tuple[str, bool, str]] = []  # (sort key, descend?, name)
+    for entry in entries:
+        name = entry.name
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if name.endswith(POST_SUFFIX):
+            keyed.append((name, False, name))
+        if is_dir and not entry.is_symlink():
+            keyed.append((name + "/", True, name))
+    keyed.sort()
+    for _key, descend, name in keyed:
+        if descend:
+            yield from _walk_sorted(root, rel_dir + name + "/")
+        else:
+            yield rel_dir + name
 
 
 def _discover_zip(path: str) -> Iterator[InputItem]:
