@@ -222,6 +222,8 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
         # keeps the driver's memory from growing with them while the articles are written.
         placement = winners.select(["shard", "row"])
         del keys_table, winners, duplicates
+        timings["merge"] = time.perf_counter() - t0  # keys read, deduplicated, counted
+        t0 = time.perf_counter()
         filled = FilledCounter()
         card_columns = ColumnCollector(CARD_COLUMNS) if opts.write_card else None
         part_files = write_articles(store, order, placement, staging,

@@ -3,12 +3,14 @@
 Shards are sorted runs; the merge picks one winner per article id (latest published_at,
 then latest feed_date, then greatest source_path), orders winners by (published_at, article_id)
 and streams them into fixed-size row groups and part files. Memory stays bounded by
-(number of shards x SHARD_CHUNK_ROWS) + one row group, whatever the corpus size.
+(shards open at once x SHARD_CHUNK_ROWS) + WRITER_THREADS + 2 row groups, plus the key columns
+(a few hundred bytes per article) that plan the merge.
 """
 
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +26,9 @@ from pipeline.cache import ShardStore
 from pipeline.schema import ARTICLE_SCHEMA, DUPLICATE_SCHEMA, REJECT_SCHEMA
 
 ROW_GROUP_ROWS = 1024
-PART_ROWS = 100_000
+# Rows per part file: small enough that consecutive parts are encoded in parallel (2 cores here).
+PART_ROWS = 8 * ROW_GROUP_ROWS
+WRITER_THREADS = 2
 KEY_SCHEMA = pa.schema([ARTICLE_SCHEMA.field(c) for c in KEY_COLUMNS])
 
 # Fixed writer settings: same input -> same bytes.
@@ -145,9 +149,11 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
     """Stream the winners (their `shard` and `row` columns: where each article is), in order, into
     out_dir/articles/part-NNNNN.parquet. Returns file names.
 
-    Each row group is gathered here while the previous one is encoded and compressed in a
-    writer thread (pyarrow releases the GIL), so at most two groups are in memory. Every
-    group is shown to `observers` (e.g. counters for the dataset card) before it is written.
+    Row groups are gathered here, in order, while earlier ones are encoded and compressed in
+    writer threads (pyarrow releases the GIL): one thread per part file in flight, WRITER_THREADS
+    of them, each writing its part's groups in order, so a part's bytes never depend on the
+    threads. At most WRITER_THREADS + 1 groups wait to be written. Every group is shown to
+    `observers` (e.g. counters for the dataset card) before it is written.
     """
     articles_dir = out_dir / "articles"
     articles_dir.mkdir(parents=True, exist_ok=True)
@@ -164,31 +170,39 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
             last_row[s] = max(last_row.get(s, -1), r)
             last_group[s] = pos // ROW_GROUP_ROWS
     names: list[str] = []
-    writers: list[pq.ParquetWriter] = []
-    pending: Future | None = None
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    pending: deque[Future] = deque()
+    lanes = [ThreadPoolExecutor(max_workers=1) for _ in range(WRITER_THREADS)]
+    writer: pq.ParquetWriter | None = None
+    try:
         for start in range(0, max(total, 1), ROW_GROUP_ROWS):
+            part = start // PART_ROWS
+            lane = lanes[part % WRITER_THREADS]
             if start % PART_ROWS == 0:
-                name = f"part-{start // PART_ROWS:05d}.parquet"
+                if writer is not None:  # the previous part is complete: closed after its last group
+                    pending.append(lanes[(part - 1) % WRITER_THREADS].submit(writer.close))
+                name = f"part-{part:05d}.parquet"
                 names.append(name)
-                writers.append(pq.ParquetWriter(articles_dir / name, ARTICLE_SCHEMA, **PARQUET_OPTIONS))
+                writer = pq.ParquetWriter(articles_dir / name, ARTICLE_SCHEMA, **PARQUET_OPTIONS)
             stop = min(start + ROW_GROUP_ROWS, total)
             if stop <= start:  # no articles: a valid file with the schema and no rows
-                writers[-1].write_table(ARTICLE_SCHEMA.empty_table())
+                writer.write_table(ARTICLE_SCHEMA.empty_table())
                 break
             group = _gather(store, keys, cursors, last_row, shards[start:stop].tolist(), rows[start:stop].tolist())
             for observe in observers:
                 observe(group)
-            if pending is not None:
-                pending.result()
-            pending = pool.submit(writers[-1].write_table, group, row_group_size=ROW_GROUP_ROWS)
+            while len(pending) > WRITER_THREADS:
+                pending.popleft().result()
+            pending.append(lane.submit(writer.write_table, group, row_group_size=ROW_GROUP_ROWS))
             del group
             for s in [s for s in cursors if last_group[s] <= start // ROW_GROUP_ROWS]:
                 del cursors[s]  # shards are near-sorted in time: most finish early, release them
-        if pending is not None:
-            pending.result()
-    for writer in writers:
-        writer.close()
+        if writer is not None:
+            pending.append(lanes[(len(names) - 1) % WRITER_THREADS].submit(writer.close))
+        while pending:
+            pending.popleft().result()
+    finally:
+        for lane in lanes:
+            lane.shutdown(wait=True)
     return names
 
 
