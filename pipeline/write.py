@@ -46,28 +46,18 @@ PARQUET_OPTIONS: dict[str, Any] = {
 
 
 class _ShardCursor:
-    """Reads rows of one shard in increasing order, a record batch at a time."""
+    """Record batches of one shard, read in increasing order; the last one read is kept (the next
+    row group often starts in it)."""
 
-    def __init__(self, store: ShardStore, key: str, last_row: int) -> None:
+    def __init__(self, store: ShardStore, key: str) -> None:
         self.reader = store.open(key)
-        self.last_row = last_row  # the cursor is closed (its mapping released) once past this row
         self.cached_index = -1
         self.cached: pa.RecordBatch | None = None
 
-    def take(self, rows: list[int]) -> pa.Table:
-        """Rows (sorted ascending) of this shard as a table."""
-        first_chunk = rows[0] // SHARD_CHUNK_ROWS
-        last_chunk = rows[-1] // SHARD_CHUNK_ROWS
-        chunks = []
-        for i in range(first_chunk, last_chunk + 1):
-            if i == self.cached_index and self.cached is not None:
-                chunks.append(self.cached)
-            else:
-                chunks.append(self.reader.get_batch(i))
-        self.cached_index, self.cached = last_chunk, chunks[-1]
-        table = pa.Table.from_batches(chunks, schema=ARTICLE_SCHEMA)
-        base = first_chunk * SHARD_CHUNK_ROWS
-        return table.take(pa.array([r - base for r in rows], type=pa.int64()))
+    def batch(self, i: int) -> pa.RecordBatch:
+        if i != self.cached_index or self.cached is None:
+            self.cached_index, self.cached = i, self.reader.get_batch(i)
+        return self.cached
 
 
 def collect_keys(store: ShardStore, keys: list[str]) -> pa.Table:
@@ -162,13 +152,10 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
     shards = winners.column("shard").to_numpy()
     rows = winners.column("row").to_numpy()
     total = len(shards)
-    last_row: dict[int, int] = {}
-    last_group: dict[int, int] = {}
+    last_group: dict[int, int] = {}  # shard -> the last row group that needs it
     for start in range(0, total, ROW_GROUP_ROWS):
-        for pos, (s, r) in enumerate(zip(shards[start:start + ROW_GROUP_ROWS].tolist(),
-                                         rows[start:start + ROW_GROUP_ROWS].tolist(), strict=True), start):
-            last_row[s] = max(last_row.get(s, -1), r)
-            last_group[s] = pos // ROW_GROUP_ROWS
+        for s in shards[start:start + ROW_GROUP_ROWS].tolist():
+            last_group[s] = start // ROW_GROUP_ROWS
     names: list[str] = []
     pending: deque[Future] = deque()
     lanes = [ThreadPoolExecutor(max_workers=1) for _ in range(WRITER_THREADS)]
@@ -187,7 +174,7 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
             if stop <= start:  # no articles: a valid file with the schema and no rows
                 writer.write_table(ARTICLE_SCHEMA.empty_table())
                 break
-            group = _gather(store, keys, cursors, last_row, shards[start:stop].tolist(), rows[start:stop].tolist())
+            group = _gather(store, keys, cursors, shards[start:stop].tolist(), rows[start:stop].tolist())
             for observe in observers:
                 observe(group)
             while len(pending) > WRITER_THREADS:
@@ -232,28 +219,28 @@ class ColumnCollector:
         return pa.concat_tables(self.parts).combine_chunks() if self.parts else schema.empty_table()
 
 
-def _gather(store: ShardStore, keys: list[str], cursors: dict[int, _ShardCursor], last_row: dict[int, int],
+def _gather(store: ShardStore, keys: list[str], cursors: dict[int, _ShardCursor],
             shards: list[int], rows: list[int]) -> pa.Table:
-    """Rows (shard, row) in the given order: one take per shard, then one reorder."""
-    by_shard: dict[int, list[int]] = {}
-    for s, r in zip(shards, rows, strict=False):
-        by_shard.setdefault(s, []).append(r)
-    pieces = []
-    position: dict[tuple[int, int], int] = {}
-    offset = 0
-    for s in sorted(by_shard):
-        shard_rows = by_shard[s]  # increasing: shards are sorted runs of the same order
-        shard_rows.sort()
-        cursor = cursors.get(s)
-        if cursor is None:
-            cursor = cursors[s] = _ShardCursor(store, keys[s], last_row[s])
-        pieces.append(cursor.take(shard_rows))
-        for i, r in enumerate(shard_rows):
-            position[(s, r)] = offset + i
-        offset += len(shard_rows)
-    table = pa.concat_tables(pieces)
-    order = pa.array([position[(s, r)] for s, r in zip(shards, rows, strict=False)], pa.int64())
-    return table.take(order).combine_chunks()
+    """Rows (shard, row) in the given order: the record batches holding them side by side (no
+    copy), then one take."""
+    batches: list[pa.RecordBatch] = []
+    where: dict[tuple[int, int], int] = {}  # (shard, batch number) -> its first row in `batches`
+    size = 0
+    take: list[int] = []
+    for s, r in zip(shards, rows, strict=True):
+        i = r // SHARD_CHUNK_ROWS
+        base = where.get((s, i))
+        if base is None:
+            cursor = cursors.get(s)
+            if cursor is None:
+                cursor = cursors[s] = _ShardCursor(store, keys[s])
+            batch = cursor.batch(i)
+            base = where[(s, i)] = size
+            size += batch.num_rows
+            batches.append(batch)
+        take.append(base + r - i * SHARD_CHUNK_ROWS)
+    table = pa.Table.from_batches(batches, schema=ARTICLE_SCHEMA)
+    return table.take(pa.array(take, pa.int64())).combine_chunks()
 
 
 def write_table(table: pa.Table, path: Path) -> None:
