@@ -254,12 +254,11 @@ def process_batch(batch: Batch, settings: BatchSettings) -> tuple[bytes | None, 
         writer.write_table(table, max_chunksize=SHARD_CHUNK_ROWS)
     ipc = sink.getvalue()
     meta = {"key": content_key, "inputs": len(batch.items), "articles": len(records), "rejects": rejects}
+    shard = None
     if store is not None:
         store.put(content_key, ipc, meta)
-        del ipc, sink, table, records, raws
-        release_free_memory()
-        return None, {**meta, "signature_key": batch.key, "reused": False}
-    shard = ipc.to_pybytes()
+    else:
+        shard = ipc.to_pybytes()
     del ipc, sink, table, records, raws
     release_free_memory()
     return shard, {**meta, "signature_key": batch.key, "reused": False}
