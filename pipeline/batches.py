@@ -274,7 +274,7 @@ def _read(item: InputItem, max_bytes: int, zips: dict[str, zipfile.ZipFile]) -> 
     try:
         archive = zips.get(path) or zips.setdefault(path, zipfile.ZipFile(path))
         with archive.open(member) as fh:
-            data = read_capped(fh, max_bytes, item.size)
+            data = read_capped(fh.read, max_bytes, item.size)
     except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise Reject("unreadable", f"{type(exc).__name__}: {exc}") from exc
     if len(data) > max_bytes:

@@ -81,7 +81,6 @@ class ShardStore:
         with pa.memory_map(str(self.arrow_path(key)), "r") as source:
             reader = pa.ipc.open_file(source)
             table = reader.read_all().select(columns)
-            copied = pa.Table.from_arrays([pa.concat_arrays(col.chunks) if col.num_chunks else
-                                           pa.array([], col.type) for col in table.columns],
-                                          schema=table.schema)
-        return copied
+            # concat_arrays copies even a single chunk, so nothing points into the mapping
+            return pa.Table.from_arrays([pa.concat_arrays(col.chunks) if col.num_chunks else pa.array([], col.type)
+                                         for col in table.columns], schema=table.schema)

@@ -8,12 +8,13 @@ yielded, with an error locator, so it ends as a reject instead of vanishing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,9 @@ def discover_counted(path: str) -> tuple[int | None, Iterator[InputItem]]:
     if kind == "dir":
         if not os.access(path, os.R_OK | os.X_OK):
             raise BuildError(f"input folder is not readable: {path}")
-        return _count_posts(path), (_local_item(rel, os.path.join(path, rel)) for rel in _walk_sorted(path, ""))
+        # a first walk counts (for the progress bar) by the same rule, holding nothing
+        total = sum(1 for _ in _walk_sorted(path, ""))
+        return total, (_local_item(rel, os.path.join(path, rel)) for rel in _walk_sorted(path, ""))
     return None, _discover_other(kind, path)
 
 
@@ -102,12 +105,6 @@ def _local_item(rel: str, full: str) -> InputItem:
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
         return InputItem(rel, ("error", "not_a_file", f"{kind} named *.md"))
     return InputItem(rel, ("file", full), st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino))
-
-
-def _count_posts(root: str) -> int:
-    """How many *.md entries the walk will yield (directory listings only, nothing kept)."""
-    return sum(sum(1 for name in dirnames + filenames if name.endswith(POST_SUFFIX))
-               for _dirpath, dirnames, filenames in os.walk(root, followlinks=False))
 
 
 def _walk_sorted(root: str, rel_dir: str) -> Iterator[str]:
@@ -202,37 +199,32 @@ def _discover_fsspec(url: str) -> Iterator[InputItem]:
             yield InputItem(rel, ("fsspec", f"{protocol}://{full}"), info.get("size"))
 
 
-def read_capped(fh: Any, max_bytes: int, size_hint: int | None) -> bytes:
-    """Up to max_bytes + 1 bytes of `fh` (one more than the limit shows it was exceeded).
+def read_capped(read: Callable[[int], bytes], max_bytes: int, size_hint: int | None) -> bytes:
+    """Up to max_bytes + 1 bytes through `read(n)` (one more than the limit shows it was exceeded).
     Reading with the expected size avoids allocating (and page-faulting) a max_bytes buffer per
-    post; a file that grew since discovery is read on up to the limit."""
-    if size_hint is None or size_hint >= max_bytes:
-        return fh.read(max_bytes + 1)
-    data = fh.read(size_hint + 1)
-    if len(data) <= size_hint:
+    post; a file that changed since discovery, or a short read, is read on to its end or the limit."""
+    limit = max_bytes + 1
+    want = limit if size_hint is None or size_hint >= max_bytes else size_hint + 1
+    data = read(want)
+    if len(data) == size_hint:  # the size discovery saw, and nothing after it: the whole file
         return data
-    return data + fh.read(max_bytes - len(data) + 1)
+    parts, got = [data], len(data)
+    while got < limit:
+        chunk = read(limit - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 def read_file(path: str, max_bytes: int, size_hint: int | None) -> bytes:
-    """Up to max_bytes + 1 bytes of a local file, in three system calls when the file still has
-    the size discovery saw (open, read, close; Python's open() adds fstat, lseek, ioctl and a read
-    to find the end, which over a corpus costs more than the reading)."""
-    limit = max_bytes + 1
-    want = limit if size_hint is None or size_hint >= max_bytes else size_hint + 1
+    """A local file through its raw descriptor: open, read, close are three system calls where
+    Python's open() adds fstat, lseek, ioctl and a read to find the end (over a corpus, more
+    than the reading costs)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
-        data = os.read(fd, want)
-        if len(data) == size_hint:  # the size discovery saw, and nothing after it: the whole file
-            return data
-        parts, got = [data], len(data)
-        while got < limit:  # a short read, or a file that changed since discovery: read to the end
-            chunk = os.read(fd, limit - got)
-            if not chunk:
-                break
-            parts.append(chunk)
-            got += len(chunk)
-        return b"".join(parts)
+        return read_capped(functools.partial(os.read, fd), max_bytes, size_hint)
     finally:
         os.close(fd)
 
@@ -252,7 +244,7 @@ def read_item(item: InputItem, max_bytes: int) -> bytes:
             data = read_file(loc[1], max_bytes, item.size)
         elif kind == "zip":
             with zipfile.ZipFile(loc[1]) as archive, archive.open(loc[2]) as fh:
-                data = read_capped(fh, max_bytes, item.size)
+                data = read_capped(fh.read, max_bytes, item.size)
         elif kind == "fsspec":
             import fsspec
 
