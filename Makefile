@@ -14,7 +14,8 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# the compiled walk is built at install: a changed .pyx reinstalls
+$(STAMP): pyproject.toml setup.py pipeline/_walk.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

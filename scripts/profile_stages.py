@@ -24,9 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 import pyarrow as pa  # noqa: E402
 
+from pipeline._walk import Walker  # noqa: E402
 from pipeline.assemble import assemble_article  # noqa: E402
 from pipeline.batches import records_to_table, skip_pandas_probe, sort_key  # noqa: E402
-from pipeline.clean import GENERIC_RULES, _Walker, parse_html  # noqa: E402
+from pipeline.clean import GENERIC_RULES, _plan_for, parse_html  # noqa: E402
 from pipeline.cna.markup import CNA_RULES  # noqa: E402
 from pipeline.cna.url import is_cna  # noqa: E402
 from pipeline.discover import discover_counted, read_item  # noqa: E402
@@ -47,8 +48,8 @@ def best_of(repeat: int, fn: Callable[[], Any]) -> float:
     return best
 
 
-def walk(root: Any, rules: Any) -> _Walker:
-    walker = _Walker(rules)
+def walk(root: Any, rules: Any) -> Walker:
+    walker = Walker(_plan_for(rules))
     if root is not None:
         walker.walk(root)
     return walker

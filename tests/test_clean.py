@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from pipeline.clean import GENERIC_RULES, MAX_DEPTH, MarkupRules, _text, clean_body
+from pipeline._walk import element_text as _text
+from pipeline.clean import GENERIC_RULES, MarkupRules, clean_body
 from pipeline.cna.markup import CNA_RULES
+from pipeline.html_kinds import MAX_DEPTH
 
 
 def out(paragraphs=(), images=(), related=(), warnings=()):
