@@ -105,3 +105,31 @@ def test_manifest_records_engine(tmp_path: Path) -> None:
     _, manifest = build_with(str(DEMO_POSTS), tmp_path, 2)
     assert manifest["options"]["engine"] == "local"
     assert json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))["counts"]["inputs"] == 37
+
+
+def test_heap_trimmed_only_after_growth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers give free heap pages back once their RSS has grown by TRIM_GROWTH_BYTES since the
+    last trim, not after every batch (the pages would only be faulted in again)."""
+    trims: list[int] = []
+    rss = {"now": 100 << 20}
+
+    class FakeLibc:
+        def malloc_trim(self, pad: int) -> int:
+            trims.append(pad)
+            rss["now"] -= 5 << 20  # a trim gives some pages back
+            return 1
+
+    monkeypatch.setattr(batches_mod, "_LIBC", FakeLibc())
+    monkeypatch.setattr(batches_mod, "_resident_bytes", lambda: rss["now"])
+    monkeypatch.setattr(batches_mod, "_trimmed_at", None)
+    batches_mod.release_free_memory()  # the first batch sets the baseline
+    assert len(trims) == 1 and batches_mod._trimmed_at == 95 << 20
+    rss["now"] += batches_mod.TRIM_GROWTH_BYTES - 1
+    batches_mod.release_free_memory()
+    assert len(trims) == 1
+    rss["now"] += 1
+    batches_mod.release_free_memory()
+    assert len(trims) == 2 and batches_mod._trimmed_at == rss["now"]
+    monkeypatch.setattr(batches_mod, "_resident_bytes", lambda: None)  # no /proc: always trim
+    batches_mod.release_free_memory()
+    assert len(trims) == 3
