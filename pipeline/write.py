@@ -3,16 +3,16 @@
 Shards are sorted runs; the merge picks one winner per article id (latest published_at,
 then latest feed_date, then greatest source_path), orders winners by (published_at, article_id)
 and streams them into fixed-size row groups and part files. Memory stays bounded by
-(shards open at once x SHARD_CHUNK_ROWS) + WRITER_THREADS + 2 row groups, plus the key columns
+WRITER_THREADS x (shards open at once x SHARD_CHUNK_ROWS + one row group), plus the key columns
 (a few hundred bytes per article) that plan the merge.
 """
 
 from __future__ import annotations
 
 import json
-from collections import deque
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from pipeline.schema import ARTICLE_SCHEMA, DUPLICATE_SCHEMA, REJECT_SCHEMA
 
 ROW_GROUP_ROWS = 1024
 # Rows per part file: small enough that consecutive parts are encoded in parallel (2 cores here).
-PART_ROWS = 8 * ROW_GROUP_ROWS
+PART_ROWS = 4 * ROW_GROUP_ROWS
 WRITER_THREADS = 2
 KEY_SCHEMA = pa.schema([ARTICLE_SCHEMA.field(c) for c in KEY_COLUMNS])
 
@@ -135,62 +135,58 @@ def filled_counts(table: pa.Table) -> dict[str, int]:
 
 
 def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_dir: Path,
-                   observers: tuple[Callable[[pa.Table], None], ...] = ()) -> list[str]:
+                   observers: tuple[Callable[[int, pa.Table], None], ...] = ()) -> list[str]:
     """Stream the winners (their `shard` and `row` columns: where each article is), in order, into
     out_dir/articles/part-NNNNN.parquet. Returns file names.
 
-    Row groups are gathered here, in order, while earlier ones are encoded and compressed in
-    writer threads (pyarrow releases the GIL): one thread per part file in flight, WRITER_THREADS
-    of them, each writing its part's groups in order, so a part's bytes never depend on the
-    threads. At most WRITER_THREADS + 1 groups wait to be written. Every group is shown to
-    `observers` (e.g. counters for the dataset card) before it is written.
+    Each part file is gathered and written by one of WRITER_THREADS threads (pyarrow's take and
+    Parquet encoder release the GIL), row group after row group, so a part's bytes never depend on
+    the threads; each thread holds one row group at a time. Every group is shown to `observers`
+    as (group number, group) before it is written, from the part's thread: observers must be
+    thread-safe and not depend on the order groups arrive in.
     """
     articles_dir = out_dir / "articles"
     articles_dir.mkdir(parents=True, exist_ok=True)
-    cursors: dict[int, _ShardCursor] = {}
     # numpy, not Python lists, for the whole plan; lists one row group at a time
     shards = winners.column("shard").to_numpy()
     rows = winners.column("row").to_numpy()
-    total = len(shards)
-    last_group: dict[int, int] = {}  # shard -> the last row group that needs it
-    for start in range(0, total, ROW_GROUP_ROWS):
+    starts = range(0, max(len(shards), 1), PART_ROWS)
+    names = [f"part-{start // PART_ROWS:05d}.parquet" for start in starts]
+    with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
+        futures = [pool.submit(_write_part, store, keys, shards[start:start + PART_ROWS],
+                               rows[start:start + PART_ROWS], start // ROW_GROUP_ROWS,
+                               articles_dir / name, observers)
+                   for start, name in zip(starts, names, strict=True)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return names
+
+
+def _write_part(store: ShardStore, keys: list[str], shards: Any, rows: Any, first_group: int, path: Path,
+                observers: tuple[Callable[[int, pa.Table], None], ...]) -> None:
+    """One part file: its rows (shard and row numbers, numpy) in row groups of ROW_GROUP_ROWS."""
+    cursors: dict[int, _ShardCursor] = {}
+    last_group: dict[int, int] = {}  # shard -> the last of this part's row groups that needs it
+    for start in range(0, len(shards), ROW_GROUP_ROWS):
         for s in shards[start:start + ROW_GROUP_ROWS].tolist():
-            last_group[s] = start // ROW_GROUP_ROWS
-    names: list[str] = []
-    pending: deque[Future] = deque()
-    lanes = [ThreadPoolExecutor(max_workers=1) for _ in range(WRITER_THREADS)]
-    writer: pq.ParquetWriter | None = None
-    try:
-        for start in range(0, max(total, 1), ROW_GROUP_ROWS):
-            part = start // PART_ROWS
-            lane = lanes[part % WRITER_THREADS]
-            if start % PART_ROWS == 0:
-                if writer is not None:  # the previous part is complete: closed after its last group
-                    pending.append(lanes[(part - 1) % WRITER_THREADS].submit(writer.close))
-                name = f"part-{part:05d}.parquet"
-                names.append(name)
-                writer = pq.ParquetWriter(articles_dir / name, ARTICLE_SCHEMA, **PARQUET_OPTIONS)
-            stop = min(start + ROW_GROUP_ROWS, total)
-            if stop <= start:  # no articles: a valid file with the schema and no rows
-                writer.write_table(ARTICLE_SCHEMA.empty_table())
-                break
+            last_group[s] = start
+    with pq.ParquetWriter(path, ARTICLE_SCHEMA, **PARQUET_OPTIONS) as writer:
+        if len(shards) == 0:  # no articles: a valid file with the schema and no rows
+            writer.write_table(ARTICLE_SCHEMA.empty_table())
+        for start in range(0, len(shards), ROW_GROUP_ROWS):
+            stop = start + ROW_GROUP_ROWS
             group = _gather(store, keys, cursors, shards[start:stop].tolist(), rows[start:stop].tolist())
             for observe in observers:
-                observe(group)
-            while len(pending) > WRITER_THREADS:
-                pending.popleft().result()
-            pending.append(lane.submit(writer.write_table, group, row_group_size=ROW_GROUP_ROWS))
+                observe(first_group + start // ROW_GROUP_ROWS, group)
+            writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
             del group
-            for s in [s for s in cursors if last_group[s] <= start // ROW_GROUP_ROWS]:
+            for s in [s for s in cursors if last_group[s] <= start]:
                 del cursors[s]  # shards are near-sorted in time: most finish early, release them
-        if writer is not None:
-            pending.append(lanes[(len(names) - 1) % WRITER_THREADS].submit(writer.close))
-        while pending:
-            pending.popleft().result()
-    finally:
-        for lane in lanes:
-            lane.shutdown(wait=True)
-    return names
 
 
 class FilledCounter:
@@ -198,10 +194,13 @@ class FilledCounter:
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = dict.fromkeys(ARTICLE_SCHEMA.names, 0)
+        self._lock = threading.Lock()
 
-    def __call__(self, group: pa.Table) -> None:
-        for name, n in filled_counts(group).items():
-            self.counts[name] += n
+    def __call__(self, group_no: int, group: pa.Table) -> None:
+        counts = filled_counts(group)
+        with self._lock:
+            for name, n in counts.items():
+                self.counts[name] += n
 
 
 class ColumnCollector:
@@ -209,14 +208,17 @@ class ColumnCollector:
 
     def __init__(self, columns: list[str]) -> None:
         self.columns = columns
-        self.parts: list[pa.Table] = []
+        self.parts: dict[int, pa.Table] = {}  # group number -> its columns (dict writes are atomic)
 
-    def __call__(self, group: pa.Table) -> None:
-        self.parts.append(group.select(self.columns))
+    def __call__(self, group_no: int, group: pa.Table) -> None:
+        self.parts[group_no] = group.select(self.columns)
 
     def table(self) -> pa.Table:
+        """The collected columns, in dataset order."""
         schema = pa.schema([ARTICLE_SCHEMA.field(c) for c in self.columns])
-        return pa.concat_tables(self.parts).combine_chunks() if self.parts else schema.empty_table()
+        if not self.parts:
+            return schema.empty_table()
+        return pa.concat_tables([self.parts[k] for k in sorted(self.parts)]).combine_chunks()
 
 
 def _gather(store: ShardStore, keys: list[str], cursors: dict[int, _ShardCursor],
