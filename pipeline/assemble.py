@@ -17,7 +17,7 @@ def unique_in_order(codes: list[str]) -> list[str]:
 def assemble_article(source_path: str, content_sha256: str, parsed: dict[str, Any],
                      cleaned: dict[str, Any], paragraphs: list[str], fields: dict[str, Any],
                      warnings: list[str]) -> dict[str, Any]:
-    """Build the article row. Timestamps stay epoch ms; pyarrow types them on write."""
+    """Build the article row (SHARD_SCHEMA's columns). Timestamps stay epoch ms; pyarrow types them on write."""
     article_id, section = article_identity(parsed["url"])
     credits = fields.get("credits") or []
     record: dict[str, Any] = {
@@ -28,8 +28,7 @@ def assemble_article(source_path: str, content_sha256: str, parsed: dict[str, An
         "title": parsed["title"],
         "published_at": parsed["published_at_ms"],
         "feed_date": parsed["feed_date_ms"],
-        "paragraphs": paragraphs,
-        "text": "\n".join(paragraphs),
+        "paragraphs": paragraphs,  # `text` is joined from them at write time
         "dateline": fields.get("dateline"),
         "dateline_place": fields.get("dateline_place"),
         "dateline_day": fields.get("dateline_day"),

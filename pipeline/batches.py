@@ -26,7 +26,7 @@ from pipeline.cache import ShardStore
 from pipeline.discover import InputItem, read_capped, read_item
 from pipeline.errors import Reject
 from pipeline.process import process_post, reject_row
-from pipeline.schema import ARTICLE_SCHEMA, PIPELINE_VERSION
+from pipeline.schema import PIPELINE_VERSION, SHARD_SCHEMA
 
 # Average posts per batch is 2**CHUNK_BITS; MAX_BATCH caps a run of unlucky hashes.
 CHUNK_BITS = 7
@@ -140,9 +140,9 @@ def sort_key(record: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
-    """Article dicts -> a table with exactly ARTICLE_SCHEMA (never inferred)."""
-    columns = [pa.array([r[f.name] for r in records], type=f.type) for f in ARTICLE_SCHEMA]
-    return pa.Table.from_arrays(columns, schema=ARTICLE_SCHEMA)
+    """Article dicts -> a table with exactly SHARD_SCHEMA (never inferred)."""
+    columns = [pa.array([r[f.name] for r in records], type=f.type) for f in SHARD_SCHEMA]
+    return pa.Table.from_arrays(columns, schema=SHARD_SCHEMA)
 
 
 def use_system_allocator() -> None:
@@ -276,7 +276,7 @@ def process_batch(batch: Batch, settings: BatchSettings) -> tuple[bytes | None, 
     records.sort(key=sort_key)
     table = records_to_table(records)
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, ARTICLE_SCHEMA) as writer:
+    with pa.ipc.new_file(sink, SHARD_SCHEMA) as writer:
         writer.write_table(table, max_chunksize=SHARD_CHUNK_ROWS)
     ipc = sink.getvalue()
     meta = {"key": content_key, "inputs": len(batch.items), "articles": len(records), "rejects": rejects}

@@ -34,7 +34,7 @@ from pipeline.discover import discover_counted, read_item  # noqa: E402
 from pipeline.errors import Reject  # noqa: E402
 from pipeline.extract import extract_fields  # noqa: E402
 from pipeline.parse import parse_post  # noqa: E402
-from pipeline.schema import ARTICLE_SCHEMA  # noqa: E402
+from pipeline.schema import SHARD_SCHEMA  # noqa: E402
 
 BATCH = 128  # posts per Arrow table, as in a build
 
@@ -58,7 +58,7 @@ def walk(root: Any, rules: Any) -> Walker:
 def ipc_bytes(records: list[dict[str, Any]]) -> int:
     table = records_to_table(sorted(records, key=sort_key))
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, ARTICLE_SCHEMA) as writer:
+    with pa.ipc.new_file(sink, SHARD_SCHEMA) as writer:
         writer.write_table(table, max_chunksize=64)
     return sink.getvalue().size
 
