@@ -131,12 +131,23 @@ def _outputs_intact(output: str, manifest: dict[str, Any]) -> bool:
                for rel, size in manifest.get("files", {}).items())
 
 
-def build(opts: BuildOptions) -> dict[str, Any]:
-    """Run a build and publish it. Returns the manifest."""
+def build(opts: BuildOptions, figures: FigureJob | None = None) -> dict[str, Any]:
+    """Run a build and publish it. Returns the manifest. `figures`: a FigureJob the caller
+    started already (the CLI does, before importing the build's modules); else one is started
+    here, unless the card is off. Either way the build ends it."""
     t_start = time.perf_counter()
-    input_kind(opts.input)  # raises BuildError for a missing input, before any work
-    # the card's figure process starts first: it imports matplotlib while the posts are processed
-    figures = FigureJob() if opts.write_card else None
+    try:
+        input_kind(opts.input)  # raises BuildError for a missing input, before any work
+    except BaseException:
+        if figures is not None:
+            figures.close()
+        raise
+    if not opts.write_card and figures is not None:
+        figures.close()
+        figures = None
+    elif opts.write_card and figures is None:
+        # the card's figure process starts first: it imports matplotlib while the posts are processed
+        figures = FigureJob()
     try:
         return _build(opts, figures, t_start)
     finally:

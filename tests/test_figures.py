@@ -102,3 +102,23 @@ def test_with_other_threads_running_it_draws_in_line(tmp_path: Path) -> None:
         other.join()
     write_figures(tmp_path / "reference", STATS)
     assert _files(tmp_path / "out") == _files(tmp_path / "reference")
+
+
+def test_build_uses_and_ends_the_callers_figure_job(tmp_path: Path) -> None:
+    """The CLI starts the figure process before importing the build: build() draws with that
+    process and ends it; with the card off, it ends it unused."""
+    demo = REPO / "pipeline" / "demo_posts"
+    _run_fresh(f"""
+        from pipeline.figures import FigureJob
+        job = FigureJob()
+        process = job.process
+        assert process is not None
+        from pipeline.build import BuildOptions, build
+        build(BuildOptions(input={str(demo)!r}, output=str(tmp / "card"), workers=1), job)
+        assert job.process is None and process.exitcode == 0  # it drew the card's figures
+        assert (tmp / "card" / "figures" / "articles_per_day.png").read_bytes().startswith(b"\\x89PNG")
+        job = FigureJob()
+        process = job.process
+        build(BuildOptions(input={str(demo)!r}, output=str(tmp / "nocard"), workers=1, write_card=False), job)
+        assert not process.is_alive() and not (tmp / "nocard" / "figures").exists()
+    """, tmp_path)
