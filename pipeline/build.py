@@ -31,7 +31,7 @@ from pipeline.schema import PIPELINE_VERSION
 from pipeline.write import (
     ColumnCollector,
     FilledCounter,
-    collect_keys,
+    KeyCollector,
     deduplicate,
     write_articles,
     write_json,
@@ -171,6 +171,8 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
     metas: dict[str, dict[str, Any]] = {}
     stats = Counter()
 
+    key_columns = KeyCollector(store)
+
     def todo() -> Iterator[Batch]:
         for batch in make_batches(items_iter, opts.options_key()):
             known = index.get(batch.key) if opts.use_cache else None
@@ -192,6 +194,7 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
             store.put(key, ipc, {k: v for k, v in meta.items() if k not in ("signature_key", "reused")})
         order.append(key)
         metas[key] = meta
+        key_columns.add(key)  # read now, next to the workers, not in the merge after them
         index.record(meta["signature_key"], key)
         stats["reused" if meta.get("reused") else "processed"] += meta["inputs"]
         if opts.progress:
@@ -220,7 +223,7 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
     local_out = None if is_url(opts.output) else Path(opts.output.removeprefix("file://")).absolute()
     staging = prepare_staging(local_out) if local_out else Path(prepare_staging(Path(cache_dir) / "remote-out"))
     try:
-        keys_table = collect_keys(store, order)
+        keys_table = key_columns.table(order)
         winners, duplicates = deduplicate(keys_table)
         rejects = [r for key in order for r in metas[key]["rejects"]]
         manifest = _manifest(opts, fingerprint, order, metas, keys_table, winners, duplicates, rejects, stats)

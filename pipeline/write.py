@@ -60,11 +60,31 @@ class _ShardCursor:
         return self.cached
 
 
-def collect_keys(store: ShardStore, keys: list[str]) -> pa.Table:
-    """Key columns of every shard (in `keys` order), with (shard, row) coordinates."""
+class KeyCollector:
+    """The key columns of shards, read as each shard is ready (while the workers still run,
+    rather than all at once after them)."""
+
+    def __init__(self, store: ShardStore) -> None:
+        self.store = store
+        self.tables: dict[str, pa.Table] = {}
+
+    def add(self, key: str) -> None:
+        if key not in self.tables:
+            self.tables[key] = self.store.read_columns(key, KEY_COLUMNS)
+
+    def table(self, keys: list[str]) -> pa.Table:
+        """collect_keys(store, keys), from the tables read so far (any missing one is read now,
+        e.g. shards reused from the cache); the collector lets go of its tables."""
+        tables, self.tables = self.tables, {}
+        return collect_keys(self.store, keys, tables)
+
+
+def collect_keys(store: ShardStore, keys: list[str], read: dict[str, pa.Table] | None = None) -> pa.Table:
+    """Key columns of every shard (in `keys` order), with (shard, row) coordinates. `read`: key
+    columns already read, by shard key."""
     parts = []
     for shard_no, key in enumerate(keys):
-        table = store.read_columns(key, KEY_COLUMNS)
+        table = read[key] if read is not None and key in read else store.read_columns(key, KEY_COLUMNS)
         n = table.num_rows
         # numpy, not range(): pa.array(range) makes pyarrow import pandas (0.25 s) to inspect it
         table = table.append_column("shard", pa.array(np.full(n, shard_no, dtype=np.int32)))
