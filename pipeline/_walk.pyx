@@ -16,6 +16,7 @@ from cpython.list cimport PyList_GET_SIZE
 from libc.string cimport strcmp
 from lxml.includes cimport tree
 from lxml.includes.etreepublic cimport (
+    LXML_VERSION_STRING,
     _Document,
     _Element,
     _getNs,
@@ -47,6 +48,13 @@ from pipeline.html_kinds import (
     SKIP,
 )
 
+from lxml import etree
+
+# The walk reads lxml's own C structures, as they were in the lxml it was compiled against.
+if etree.__version__ != (<bytes>LXML_VERSION_STRING).decode("ascii"):
+    raise ImportError(f"pipeline._walk was compiled against lxml {(<bytes>LXML_VERSION_STRING).decode('ascii')} "
+                      f"but lxml {etree.__version__} is installed: reinstall the project "
+                      "(`pip install -e .`, or `make` targets, which do it when setup.py or the .pyx change)")
 import_lxml__etree()
 
 cdef dict _kinds = KINDS
