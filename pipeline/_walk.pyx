@@ -48,7 +48,20 @@ from pipeline.html_kinds import (
     SKIP,
 )
 
+import hashlib
+from pathlib import Path
+
 from lxml import etree
+
+cdef extern from *:
+    const char* WALK_SOURCE_SHA256  # setup.py: the SHA-256 of this file when it was compiled
+
+# An editable install keeps this module next to its source: an edit since it was compiled would
+# otherwise go unnoticed (and results cached under the new source's fingerprint would be wrong).
+_source = Path(__file__).with_name("_walk.pyx")
+if _source.is_file() and hashlib.sha256(_source.read_bytes()).hexdigest() != (<bytes>WALK_SOURCE_SHA256).decode():
+    raise ImportError(f"{_source} changed since pipeline._walk was compiled: reinstall the project "
+                      "(`pip install -e .`; `make dataset` and `make test` do it when the .pyx changes)")
 
 # The walk reads lxml's own C structures, as they were in the lxml it was compiled against.
 if etree.__version__ != (<bytes>LXML_VERSION_STRING).decode("ascii"):

@@ -92,11 +92,16 @@ def code_fingerprint() -> str:
     version are never reused, even when PIPELINE_VERSION was not bumped."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256(PIPELINE_VERSION.encode())
-    for path in sorted(root.rglob("*")):
-        if path.suffix in (".py", ".txt", ".json") and "demo_posts" not in path.parts and path.is_file():
-            h.update(str(path.relative_to(root)).encode())
-            h.update(path.read_bytes())
+    for path in fingerprinted_files(root):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def fingerprinted_files(root: Path) -> list[Path]:
+    """The files code_fingerprint hashes: sources (the compiled walk's .pyx too) and data."""
+    return [path for path in sorted(root.rglob("*"))
+            if path.suffix in (".py", ".pyx", ".txt", ".json") and "demo_posts" not in path.parts and path.is_file()]
 
 
 def _hash_keys(pairs: list[tuple[str, str]], options_key: str) -> str:

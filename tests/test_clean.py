@@ -110,3 +110,25 @@ def test_subtree_text_matches_itertext():
     assert _text(el) == "".join(el.itertext()) == "xyzwvtu"
     assert _text(el.find("b/i")) == ""
     assert _text(el.find("c/d")) == "u"
+
+
+def test_compiled_walk_refuses_a_changed_source(tmp_path) -> None:
+    """An edit to pipeline/_walk.pyx after it was compiled makes the import fail with a clear
+    message, instead of a build running (and caching) the old walk under the new source's name."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pipeline
+
+    package = Path(pipeline.__file__).resolve().parent
+    copy = tmp_path / "pipeline"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__", "demo_posts"))
+    check = [sys.executable, "-c", "import pipeline._walk, sys; sys.stdout.write(pipeline._walk.__file__)"]
+    ok = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith(str(copy)), ok.stderr[-2000:]
+    with open(copy / "_walk.pyx", "a", encoding="utf-8") as fh:
+        fh.write("\n# edited\n")
+    stale = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
+    assert stale.returncode != 0 and "changed since pipeline._walk was compiled" in stale.stderr

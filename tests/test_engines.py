@@ -133,3 +133,11 @@ def test_heap_trimmed_only_after_growth(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(batches_mod, "_resident_bytes", lambda: None)  # no /proc: always trim
     batches_mod.release_free_memory()
     assert len(trims) == 3
+
+
+def test_code_fingerprint_covers_the_compiled_walk() -> None:
+    """Cached shards are keyed by the code: the compiled walk's source is part of it."""
+    root = Path(batches_mod.__file__).resolve().parent
+    names = {p.relative_to(root).as_posix() for p in batches_mod.fingerprinted_files(root)}
+    assert {"_walk.pyx", "clean.py", "html_kinds.py", "cna/credits.py", "data/places.txt"} <= names
+    assert not any(n.startswith("demo_posts/") or n.endswith((".so", ".c")) for n in names)
