@@ -164,7 +164,8 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
     settings = BatchSettings(opts.max_bytes, opts.options_key(), str(Path(cache_dir).absolute()), opts.use_cache)
 
     t0 = time.perf_counter()
-    total, items_iter = discover_counted(opts.input)  # items are made as batches are cut
+    # items are made as batches are cut; counted up front only for a progress display
+    total, items_iter = discover_counted(opts.input, count=opts.progress is not None)
     timings["discover"] = time.perf_counter() - t0
 
     order: list[str] = []  # content keys of every batch (sorted below: output order never depends on it)

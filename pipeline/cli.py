@@ -77,14 +77,14 @@ def _run_build(args: argparse.Namespace, figures: Any) -> int:
         bar = tqdm(unit="post", desc="build", dynamic_ncols=True)
 
     def progress(n: int, total: int | None) -> None:
-        if bar is not None:
-            if total is not None and bar.total != total:
-                bar.total = total
-            bar.update(n)
+        if total is not None and bar.total != total:
+            bar.total = total
+        bar.update(n)
 
     opts = BuildOptions(input=args.input, output=args.output, workers=args.workers, engine=args.engine,
                         scheduler=args.scheduler, cache_dir=args.cache_dir, use_cache=not args.no_cache,
-                        max_bytes=args.max_bytes, write_card=not args.no_card, progress=progress)
+                        max_bytes=args.max_bytes, write_card=not args.no_card,
+                        progress=progress if bar is not None else None)
     t0 = time.perf_counter()
     try:
         manifest = build(opts, figures)

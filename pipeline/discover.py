@@ -62,9 +62,10 @@ def discover(path: str) -> Iterator[InputItem]:
     return discover_counted(path)[1]
 
 
-def discover_counted(path: str) -> tuple[int | None, Iterator[InputItem]]:
+def discover_counted(path: str, count: bool = True) -> tuple[int | None, Iterator[InputItem]]:
     """(number of posts when known up front, the posts). Items are made lazily, so a build
-    holds only those in flight, not one object per post of the whole archive."""
+    holds only those in flight, not one object per post of the whole archive. `count=False`
+    skips the counting walk of a folder (only a progress bar needs the number)."""
     kind = input_kind(path)
     if path.startswith("file://"):
         path = path[len("file://"):]
@@ -72,7 +73,7 @@ def discover_counted(path: str) -> tuple[int | None, Iterator[InputItem]]:
         if not os.access(path, os.R_OK | os.X_OK):
             raise BuildError(f"input folder is not readable: {path}")
         # a first walk counts (for the progress bar) by the same rule, holding nothing
-        total = sum(1 for _ in _walk_sorted(path, ""))
+        total = sum(1 for _ in _walk_sorted(path, "")) if count else None
         return total, (_local_item(rel, os.path.join(path, rel)) for rel in _walk_sorted(path, ""))
     return None, _discover_other(kind, path)
 

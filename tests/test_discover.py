@@ -42,6 +42,8 @@ def test_walk_order_equals_a_global_sort(tmp_path: Path) -> None:
                  for p in _sorted_reference(tmp_path)]
     assert paths == reference
     assert total == len(reference) == 16
+    uncounted, again = discover_counted(str(tmp_path), count=False)  # no progress bar: no counting walk
+    assert uncounted is None and [i.source_path for i in again] == paths
     kinds = {i.source_path: i.locator[0] for i in discover_counted(str(tmp_path))[1]}
     assert kinds["a.md"] == kinds["link.md"] == "error"  # folders named *.md: not_a_file
     assert "linkdir/z.md" not in kinds and "link.md/z.md" not in kinds  # links are not descended
