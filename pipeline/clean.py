@@ -1,7 +1,9 @@
 """Clean stage: a post's body HTML -> clean paragraphs, images and related links.
 
-The walk is generic; what to drop, which boxes hold images or related links and
-which text starts a feed footer come from `MarkupRules` (CNA's live in pipeline/cna/markup.py).
+The walk is generic and compiled (pipeline/_walk.pyx: it reads libxml2's nodes through lxml's C
+API); what each tag means is in pipeline/html_kinds.py, and what to drop, which boxes hold images
+or related links and which text starts a feed footer come from `MarkupRules` (CNA's live in
+pipeline/cna/markup.py), precomputed per rules object by `_Plan`.
 Parsing never touches the network and never expands entities beyond HTML's own.
 """
 
