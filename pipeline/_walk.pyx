@@ -143,6 +143,22 @@ cdef tree.xmlNode* next_element(tree.xmlNode* c_node, tree.xmlNode* c_top) noexc
                 return NULL
 
 
+cdef inline int add_text(list parts, tree.xmlNode* c_node) except -1:
+    """parts.append(el.text) when the element has text."""
+    text = textOf(c_node)
+    if text:
+        parts.append(text)
+    return 0
+
+
+cdef inline int add_tail(list parts, tree.xmlNode* c_node) except -1:
+    """parts.append(el.tail) when the node has a tail."""
+    tail = tailOf(c_node)
+    if tail:
+        parts.append(tail)
+    return 0
+
+
 cdef int collect_text(tree.xmlNode* c_top, list parts) except -1:
     """Text inside `c_top`'s children, with their tails, in document order (iteratively: any
     depth). Comments, PIs and entities give only their tail."""
@@ -150,17 +166,13 @@ cdef int collect_text(tree.xmlNode* c_top, list parts) except -1:
     cdef tree.xmlNode* c_next
     while c_node is not NULL:
         if c_node.type == tree.XML_ELEMENT_NODE:
-            text = textOf(c_node)
-            if text:
-                parts.append(text)
+            add_text(parts, c_node)
             c_next = first_child(c_node)
             if c_next is not NULL:
                 c_node = c_next
                 continue
         while True:  # the subtree is done: its tail, then the next sibling or a parent's tail
-            tail = tailOf(c_node)
-            if tail:
-                parts.append(tail)
+            add_tail(parts, c_node)
             c_next = next_sibling(c_node)
             if c_next is not NULL:
                 c_node = c_next
@@ -290,17 +302,13 @@ cdef class Walker:
         cdef tree.xmlNode* c_child = first_child(c_el)
         cdef tree.xmlNode* c_skip = NULL  # a caption box already consumed by the image before it
         cdef int kind
-        text = textOf(c_el)
-        if text:
-            run.append(text)
+        add_text(run, c_el)
         while c_child is not NULL:
             if self.stopped:
                 return 0
             kind = kind_of(c_child)
             if kind == _NONSTR:
-                tail = tailOf(c_child)
-                if tail:
-                    run.append(tail)
+                add_tail(run, c_child)
                 c_child = next_sibling(c_child)
                 continue
             cls = attribute(c_child, "class")
@@ -340,12 +348,8 @@ cdef class Walker:
             elif hasChild(c_child):
                 self.inline(c_child, run, depth + 1)
             else:  # an inline element holding only text
-                text = textOf(c_child)
-                if text:
-                    run.append(text)
-            tail = tailOf(c_child)
-            if tail:
-                run.append(tail)
+                add_text(run, c_child)
+            add_tail(run, c_child)
             c_child = next_sibling(c_child)
         self.flush(run)
         return 0
@@ -364,9 +368,7 @@ cdef class Walker:
         """Text of an inline element into `run`, honouring drops, <br> and nested blocks."""
         cdef tree.xmlNode* c_child = first_child(c_el)
         cdef int kind
-        text = textOf(c_el)
-        if text:
-            run.append(text)
+        add_text(run, c_el)
         while c_child is not NULL:
             kind = kind_of(c_child)
             if kind != _NONSTR:
@@ -381,12 +383,8 @@ cdef class Walker:
                 elif hasChild(c_child):
                     self.inline(c_child, run, depth + 1)
                 else:
-                    text = textOf(c_child)
-                    if text:
-                        run.append(text)
-            tail = tailOf(c_child)
-            if tail:
-                run.append(tail)
+                    add_text(run, c_child)
+            add_tail(run, c_child)
             c_child = next_sibling(c_child)
         return 0
 
@@ -495,8 +493,6 @@ cdef class Walker:
 cdef list iter_text(tree.xmlNode* c_node):
     """list(el.itertext()) for the depth guard: the texts, unjoined."""
     cdef list parts = []
-    text = textOf(c_node)
-    if text:
-        parts.append(text)
+    add_text(parts, c_node)
     collect_text(c_node, parts)
     return parts
