@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from pipeline.ids import article_identity
+from pipeline.schema import ARTICLE_SCHEMA
 
 _ROLE_VIEWS = (("translators", "translator"), ("reviewers", "reviewer"),
                ("editors", "editor"), ("compilers", "compiler"))
@@ -28,7 +32,7 @@ def assemble_article(source_path: str, content_sha256: str, parsed: dict[str, An
         "title": parsed["title"],
         "published_at": parsed["published_at_ms"],
         "feed_date": parsed["feed_date_ms"],
-        "paragraphs": paragraphs,  # `text` is joined from them at write time
+        "paragraphs": paragraphs,  # `text` is joined from them as the articles are written
         "dateline": fields.get("dateline"),
         "dateline_place": fields.get("dateline_place"),
         "dateline_day": fields.get("dateline_day"),
@@ -52,3 +56,12 @@ def assemble_article(source_path: str, content_sha256: str, parsed: dict[str, An
     if not paragraphs:
         record["warnings"].append("empty_body")
     return record
+
+
+def add_derived_columns(shard_rows: pa.Table) -> pa.Table:
+    """Rows of shards (SHARD_SCHEMA) -> article rows (ARTICLE_SCHEMA): the columns made from
+    others, on whole columns with Arrow as the articles are written rather than per post and
+    shipped through the shards. `text` is the paragraphs joined with newlines (an empty list
+    gives "")."""
+    text = pc.binary_join(shard_rows.column("paragraphs"), "\n")
+    return shard_rows.add_column(ARTICLE_SCHEMA.get_field_index("text"), ARTICLE_SCHEMA.field("text"), text)

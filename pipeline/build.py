@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from pipeline.batches import Batch, BatchSettings, fix_mmap_threshold, make_batches, use_system_allocator
 from pipeline.cache import ShardStore
-from pipeline.card import CARD_COLUMNS, figure_stats, write_dataset_card
+from pipeline.card import CARD_COLUMNS, figure_stats, value_counts, write_dataset_card
 from pipeline.discover import discover_counted, input_kind, is_url
 from pipeline.errors import BuildError
 from pipeline.figures import FigureJob
@@ -266,14 +266,6 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
     return manifest
 
 
-def _value_counts(values: pa.ChunkedArray | pa.Array) -> list[tuple[Any, int]]:
-    """(value, count) of every distinct value, nulls included (as None)."""
-    if len(values) == 0:
-        return []
-    counts = pc.value_counts(values)
-    return list(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
-
-
 def _manifest(opts: BuildOptions, fingerprint: str, order: list[str], metas: dict[str, dict[str, Any]],
               keys_table: pa.Table, winners: pa.Table, duplicates: pa.Table, rejects: list[dict[str, Any]],
               stats: Counter) -> dict[str, Any]:
@@ -284,16 +276,16 @@ def _manifest(opts: BuildOptions, fingerprint: str, order: list[str], metas: dic
         per_source.setdefault(source or UNKNOWN_SOURCE, Counter())[what] += n
 
     # counted by Arrow, not row by row in Python: this runs while no worker is left to share the cores
-    for s, n in _value_counts(winners.column("source")):
+    for s, n in value_counts(winners.column("source")).items():
         bump(s, "articles", n)
     is_duplicate = pc.is_in(keys_table.column("source_path"), value_set=duplicates.column("source_path"))
-    for s, n in _value_counts(keys_table.column("source").filter(is_duplicate)):
+    for s, n in value_counts(keys_table.column("source").filter(is_duplicate)).items():
         bump(s, "duplicates", n)
     for r in rejects:
         bump(r.get("source"), "rejects")
     for c in per_source.values():
         c["inputs"] = c["articles"] + c["rejects"] + c["duplicates"]
-    warnings = Counter(dict(_value_counts(pc.list_flatten(winners.column("warnings")))))
+    warnings = Counter(value_counts(pc.list_flatten(winners.column("warnings"))))
     return {
         "pipeline_version": PIPELINE_VERSION,
         "created_by": "python -m pipeline build",

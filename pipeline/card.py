@@ -63,7 +63,8 @@ def _read_rejects(out: Path) -> pa.Table:
     return pq.read_table(path, columns=["reason"])
 
 
-def _value_counts(arr: pa.Array | pa.ChunkedArray) -> dict[Any, int]:
+def value_counts(arr: pa.Array | pa.ChunkedArray) -> dict[Any, int]:
+    """{value: rows holding it} over an Arrow column, nulls included (as None)."""
     if len(arr) == 0:
         return {}
     vc = pc.value_counts(arr)
@@ -142,7 +143,7 @@ def _top_credits(table: pa.Table) -> dict[str, list[tuple[str, int]]]:
 def figure_stats(table: pa.Table, manifest: dict[str, Any]) -> dict[str, Any]:
     """What the figures draw (pipeline.figures.FIGURE_STATS), from a table with the articles'
     source, section, published_at and feed_date: the build has them before writing any article."""
-    per_source_data = _value_counts(table.column("source"))
+    per_source_data = value_counts(table.column("source"))
     merged: dict[str, int] = {}
     for k, v in per_source_data.items():  # null and "" both count as unknown, as in the manifest
         merged[k or NO_SOURCE] = merged.get(k or NO_SOURCE, 0) + v
@@ -153,7 +154,7 @@ def figure_stats(table: pa.Table, manifest: dict[str, Any]) -> dict[str, Any]:
     order += sorted(s for s in manifest_sources if s not in per_source_data)
     per_day, dated_by = _per_day(table)
     return {"n_articles": table.num_rows, "source_order": order, "per_source_data": per_source_data,
-            "per_section": _value_counts(table.column("section")), "per_day": per_day, "dated_by": dated_by}
+            "per_section": value_counts(table.column("section")), "per_day": per_day, "dated_by": dated_by}
 
 
 def card_stats(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | None = None,
@@ -179,10 +180,10 @@ def card_stats(out_dir: str | Path, manifest: dict[str, Any], table: pa.Table | 
         drawn = figure_stats(table, manifest)
     warn_counts = counts.get("warnings")
     if warn_counts is None:
-        warn_counts = _value_counts(pc.list_flatten(table.column("warnings")))
+        warn_counts = value_counts(pc.list_flatten(table.column("warnings")))
     reject_counts = counts.get("rejects_by_reason")
     if reject_counts is None:
-        reject_counts = _value_counts(rejects.column("reason"))
+        reject_counts = value_counts(rejects.column("reason"))
 
     pub = table.column("published_at")
     return {

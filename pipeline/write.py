@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.assemble import add_derived_columns
 from pipeline.batches import KEY_COLUMNS, SHARD_CHUNK_ROWS
 from pipeline.cache import ShardStore
 from pipeline.schema import ARTICLE_SCHEMA, DUPLICATE_SCHEMA, REJECT_SCHEMA, SHARD_SCHEMA
@@ -263,13 +264,6 @@ def _gather(store: ShardStore, keys: list[str], cursors: dict[int, _ShardCursor]
         take.append(base + r - i * SHARD_CHUNK_ROWS)
     table = pa.Table.from_batches(batches, schema=SHARD_SCHEMA)
     return add_derived_columns(table.take(pa.array(take, pa.int64())).combine_chunks())
-
-
-def add_derived_columns(shard_rows: pa.Table) -> pa.Table:
-    """SHARD_SCHEMA rows -> ARTICLE_SCHEMA rows: `text` is the paragraphs joined with newlines
-    (Arrow's join, in C++: an empty list gives "")."""
-    text = pc.binary_join(shard_rows.column("paragraphs"), "\n")
-    return shard_rows.add_column(ARTICLE_SCHEMA.get_field_index("text"), ARTICLE_SCHEMA.field("text"), text)
 
 
 def write_table(table: pa.Table, path: Path) -> None:

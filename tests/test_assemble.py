@@ -1,11 +1,11 @@
-"""The write stage's own rules: derived columns."""
+"""The assemble stage's derived columns (made from others as the articles are written)."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
+from pipeline.assemble import add_derived_columns
 from pipeline.schema import ARTICLE_SCHEMA, SHARD_SCHEMA
-from pipeline.write import add_derived_columns
 
 
 def _shard_rows(paragraph_lists: list[list[str]]) -> pa.Table:
