@@ -88,13 +88,6 @@ cdef inline bint is_tag(tree.xmlNode* c_node, const char* name) noexcept:
             and strcmp(<const char*>c_node.name, name) == 0)
 
 
-cdef inline object tag_of(tree.xmlNode* c_node):
-    """The tag string lxml shows for an element without a namespace, else None."""
-    if c_node.type != tree.XML_ELEMENT_NODE or _getNs(c_node) is not NULL:
-        return None
-    return pyunicode(c_node.name)
-
-
 cdef inline int kind_of(tree.xmlNode* c_node):
     """KINDS.get(tag, INLINE); NONSTR for comments, processing instructions and entities."""
     if c_node.type != tree.XML_ELEMENT_NODE:
@@ -125,22 +118,27 @@ cdef inline tree.xmlNode* next_sibling(tree.xmlNode* c_node) noexcept:
     return c_node
 
 
+cdef inline tree.xmlNode* element_at_or_after(tree.xmlNode* c_node) noexcept:
+    """`c_node` or the first element (not text, comment, PI or entity) among its next siblings."""
+    while c_node is not NULL and c_node.type != tree.XML_ELEMENT_NODE:
+        c_node = c_node.next
+    return c_node
+
+
 cdef tree.xmlNode* next_element(tree.xmlNode* c_node, tree.xmlNode* c_top) noexcept:
-    """The element after `c_node` in document order within `c_top`'s subtree (what
-    `top.iter(etree.Element)` yields next), or NULL."""
-    cdef tree.xmlNode* c_next = first_child(c_node)
-    while True:
-        while c_next is not NULL and c_next.type != tree.XML_ELEMENT_NODE:
-            c_next = next_sibling(c_next)
+    """The element after the element `c_node` in document order within `c_top`'s subtree (what
+    `top.iter(etree.Element)` yields next), or NULL. Only elements are descended into."""
+    cdef tree.xmlNode* c_next = element_at_or_after(c_node.children)
+    if c_next is not NULL:
+        return c_next
+    while c_node is not c_top:  # climb until an ancestor (below c_top) has a next element
+        c_next = element_at_or_after(c_node.next)
         if c_next is not NULL:
             return c_next
-        if c_node is c_top:
+        c_node = c_node.parent
+        if c_node is NULL:
             return NULL
-        c_next = next_sibling(c_node)
-        if c_next is NULL:
-            c_node = c_node.parent
-            if c_node is NULL or c_node is c_top:
-                return NULL
+    return NULL
 
 
 cdef inline int add_text(list parts, tree.xmlNode* c_node) except -1:
@@ -200,9 +198,15 @@ cdef str normalize(str text):
     return " ".join(text.split())
 
 
-def element_text(_Element el) -> str:
+def element_text(_Element el not None) -> str:
     """"".join(el.itertext()), as the walk reads it."""
-    return text_inside(el._c_node)
+    return text_inside(_node_of(el))
+
+
+cdef tree.xmlNode* _node_of(_Element el) except NULL:
+    if el._c_node is NULL:
+        raise ValueError("an lxml element without a node")
+    return el._c_node
 
 
 cdef object image_url(tree.xmlNode* c_img):
@@ -226,7 +230,6 @@ cdef class Walker:
     cdef public list warnings
     cdef public bint stopped  # set once the feed footer is reached
     cdef object plan
-    cdef object rules
     cdef dict actions
     cdef dict captions
     cdef dict links
@@ -238,7 +241,7 @@ cdef class Walker:
 
     def __init__(self, plan):
         self.plan = plan
-        self.rules = rules = plan.rules
+        rules = plan.rules
         self.actions = plan.actions
         self.captions = plan.captions
         self.links = plan.links
@@ -253,9 +256,9 @@ cdef class Walker:
         self.warnings = []
         self.stopped = False
 
-    def walk(self, _Element el, int depth=0):
+    def walk(self, _Element el not None, int depth=0):
         """A block element's children -> paragraphs, images, related links."""
-        self.block(el._c_node, depth)
+        self.block(_node_of(el), depth)
 
     cpdef emit(self, str text):
         """One block's text -> paragraphs: split at <br> (never at source newlines)."""

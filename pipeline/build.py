@@ -138,17 +138,12 @@ def build(opts: BuildOptions, figures: FigureJob | None = None) -> dict[str, Any
     t_start = time.perf_counter()
     try:
         input_kind(opts.input)  # raises BuildError for a missing input, before any work
-    except BaseException:
-        if figures is not None:
+        if not opts.write_card and figures is not None:
             figures.close()
-        raise
-    if not opts.write_card and figures is not None:
-        figures.close()
-        figures = None
-    elif opts.write_card and figures is None:
-        # the card's figure process starts first: it imports matplotlib while the posts are processed
-        figures = FigureJob()
-    try:
+            figures = None
+        elif opts.write_card and figures is None:
+            # the card's figure process starts first: it imports matplotlib while the posts are processed
+            figures = FigureJob()
         return _build(opts, figures, t_start)
     finally:
         if figures is not None:

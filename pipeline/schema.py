@@ -49,7 +49,7 @@ ARTICLE_FIELDS: list[tuple[str, pa.DataType, bool, str]] = [
 
 ARTICLE_SCHEMA = pa.schema([pa.field(n, t, nullable=null) for n, t, null, _ in ARTICLE_FIELDS])
 ARTICLE_COLUMNS = ARTICLE_SCHEMA.names
-# Columns the write stage derives from others (pipeline.write.add_derived_columns), so workers
+# Columns the write stage derives from others (pipeline.assemble.add_derived_columns), so workers
 # neither build nor ship them: `text` doubles the paragraphs' bytes.
 DERIVED_COLUMNS = ("text",)
 # What a worker's shard holds: the article columns without the derived ones.

@@ -163,8 +163,8 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
     Each part file is gathered and written by one of WRITER_THREADS threads (pyarrow's take and
     Parquet encoder release the GIL), row group after row group, so a part's bytes never depend on
     the threads; each thread holds one row group at a time. Every group is shown to `observers`
-    as (group number, group) before it is written, from the part's thread: observers must be
-    thread-safe and not depend on the order groups arrive in.
+    as (the group's first row number in the dataset, group) before it is written, from the part's
+    thread: observers must be thread-safe and not depend on the order groups arrive in.
     """
     articles_dir = out_dir / "articles"
     articles_dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +175,7 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
     names = [f"part-{start // PART_ROWS:05d}.parquet" for start in starts]
     with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
         futures = [pool.submit(_write_part, store, keys, shards[start:start + PART_ROWS],
-                               rows[start:start + PART_ROWS], start // ROW_GROUP_ROWS,
+                               rows[start:start + PART_ROWS], start,
                                articles_dir / name, observers)
                    for start, name in zip(starts, names, strict=True)]
         try:
@@ -188,7 +188,7 @@ def write_articles(store: ShardStore, keys: list[str], winners: pa.Table, out_di
     return names
 
 
-def _write_part(store: ShardStore, keys: list[str], shards: Any, rows: Any, first_group: int, path: Path,
+def _write_part(store: ShardStore, keys: list[str], shards: Any, rows: Any, first_row: int, path: Path,
                 observers: tuple[Callable[[int, pa.Table], None], ...]) -> None:
     """One part file: its rows (shard and row numbers, numpy) in row groups of ROW_GROUP_ROWS."""
     cursors: dict[int, _ShardCursor] = {}
@@ -203,7 +203,7 @@ def _write_part(store: ShardStore, keys: list[str], shards: Any, rows: Any, firs
             stop = start + ROW_GROUP_ROWS
             group = _gather(store, keys, cursors, shards[start:stop].tolist(), rows[start:stop].tolist())
             for observe in observers:
-                observe(first_group + start // ROW_GROUP_ROWS, group)
+                observe(first_row + start, group)
             writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
             del group
             for s in [s for s in cursors if last_group[s] <= start]:
@@ -217,7 +217,7 @@ class FilledCounter:
         self.counts: dict[str, int] = dict.fromkeys(ARTICLE_SCHEMA.names, 0)
         self._lock = threading.Lock()
 
-    def __call__(self, group_no: int, group: pa.Table) -> None:
+    def __call__(self, first_row: int, group: pa.Table) -> None:
         counts = filled_counts(group)
         with self._lock:
             for name, n in counts.items():
@@ -229,10 +229,10 @@ class ColumnCollector:
 
     def __init__(self, columns: list[str]) -> None:
         self.columns = columns
-        self.parts: dict[int, pa.Table] = {}  # group number -> its columns (dict writes are atomic)
+        self.parts: dict[int, pa.Table] = {}  # first row number -> its columns (dict writes are atomic)
 
-    def __call__(self, group_no: int, group: pa.Table) -> None:
-        self.parts[group_no] = group.select(self.columns)
+    def __call__(self, first_row: int, group: pa.Table) -> None:
+        self.parts[first_row] = group.select(self.columns)
 
     def table(self) -> pa.Table:
         """The collected columns, in dataset order."""

@@ -17,6 +17,7 @@ import platform
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -307,10 +308,11 @@ def main(argv: list[str] | None = None) -> int:
                     ms_per_post=1000 * full["seconds"] / n, all_seconds=[r["seconds"] for r in fulls],
                     peak_rss_tree_mb=polled["peak_rss_tree_mb"], peak_rss_procs=polled["peak_rss_procs"],
                     peak_rss_driver_mb=polled["peak_rss_driver_mb"],
+                    max_single_child_rss_mb=polled["max_single_child_rss_mb"],
                     # the 4x run is polled too: its time per post is compared with this run's
                     polled_seconds=polled["seconds"], polled_ms_per_post=1000 * polled["seconds"] / n)
-        ratios = sorted(f["seconds"] / g["seconds"] for f, g in zip(fulls, floors, strict=True))
-        full["median_pair_ratio"] = ratios[len(ratios) // 2]
+        full["median_pair_ratio"] = statistics.median(f["seconds"] / g["seconds"]
+                                                      for f, g in zip(fulls, floors, strict=True))
         result["full_build"] = full
 
         print("unchanged rebuild", flush=True)

@@ -132,3 +132,39 @@ def test_compiled_walk_refuses_a_changed_source(tmp_path) -> None:
         fh.write("\n# edited\n")
     stale = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
     assert stale.returncode != 0 and "changed since pipeline._walk was compiled" in stale.stderr
+
+
+def test_compiled_walk_steps_over_comments_inside_boxes() -> None:
+    """Boxes are searched element by element; a comment, PI or entity after the last element of a
+    box must not stop (or loop) the search. clean_body's parser drops comments, so this walks a
+    tree parsed with them kept, in a child process: a regression would hang, not fail."""
+    import subprocess
+    import sys
+
+    code = """
+from lxml import etree
+from pipeline._walk import Walker
+from pipeline.clean import _plan_for
+from pipeline.cna.markup import CNA_RULES
+html = ('<div><div class="fullPic"><img src="a.jpg"><!--c--></div>'
+        '<div class="moreArticle"><a class="moreArticle-link" href="/x">X</a><!--c--><?pi x?></div>'
+        '<figure><img src="b.jpg"><figcaption>cap</figcaption><!--c--></figure><p>t<!--c--></p></div>')
+root = etree.fromstring(html, etree.HTMLParser(remove_comments=False, remove_pis=False))
+walker = Walker(_plan_for(CNA_RULES))
+walker.walk(root.find("body"))
+assert walker.images == [{"url": "a.jpg", "caption": None}, {"url": "b.jpg", "caption": "cap"}], walker.images
+assert walker.related == [{"url": "/x", "title": "X"}], walker.related
+assert walker.paragraphs == ["t"], walker.paragraphs
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_compiled_walk_refuses_none() -> None:
+    from pipeline._walk import Walker, element_text
+    from pipeline.clean import _plan_for
+
+    with pytest.raises(TypeError):
+        Walker(_plan_for(GENERIC_RULES)).walk(None)
+    with pytest.raises(TypeError):
+        element_text(None)
