@@ -172,16 +172,16 @@ _LIBC = _libc()
 TRIM_GROWTH_BYTES = 32 << 20
 
 
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_trimmed_at: int | None = None  # this process's resident size right after its last trim
+
+
 def _resident_bytes() -> int | None:
     try:
         with open("/proc/self/statm", "rb") as fh:
             return int(fh.read().split()[1]) * _PAGE_SIZE
     except (OSError, ValueError, IndexError):
         return None
-
-
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_trimmed_at: int | None = None  # this process's resident size right after its last trim
 
 
 def release_free_memory() -> None:

@@ -74,27 +74,27 @@ class KeyCollector:
             self.tables[key] = self.store.read_columns(key, KEY_COLUMNS)
 
     def table(self, keys: list[str]) -> pa.Table:
-        """collect_keys(store, keys), from the tables read so far (any missing one is read now,
-        e.g. shards reused from the cache); the collector lets go of its tables."""
+        """Key columns of every shard (in `keys` order), with (shard, row) coordinates; shards not
+        read yet (e.g. reused from the cache) are read now. The collector lets go of its tables."""
         tables, self.tables = self.tables, {}
-        return collect_keys(self.store, keys, tables)
+        parts = []
+        for shard_no, key in enumerate(keys):
+            table = tables.pop(key, None)
+            if table is None:
+                table = self.store.read_columns(key, KEY_COLUMNS)
+            parts.append(_with_coordinates(table, shard_no))
+        if not parts:
+            schema = KEY_SCHEMA.append(pa.field("shard", pa.int32())).append(pa.field("row", pa.int64()))
+            return schema.empty_table()
+        return pa.concat_tables(parts)
 
 
-def collect_keys(store: ShardStore, keys: list[str], read: dict[str, pa.Table] | None = None) -> pa.Table:
-    """Key columns of every shard (in `keys` order), with (shard, row) coordinates. `read`: key
-    columns already read, by shard key."""
-    parts = []
-    for shard_no, key in enumerate(keys):
-        table = read[key] if read is not None and key in read else store.read_columns(key, KEY_COLUMNS)
-        n = table.num_rows
-        # numpy, not range(): pa.array(range) makes pyarrow import pandas (0.25 s) to inspect it
-        table = table.append_column("shard", pa.array(np.full(n, shard_no, dtype=np.int32)))
-        table = table.append_column("row", pa.array(np.arange(n, dtype=np.int64)))
-        parts.append(table)
-    if not parts:
-        schema = KEY_SCHEMA.append(pa.field("shard", pa.int32())).append(pa.field("row", pa.int64()))
-        return schema.empty_table()
-    return pa.concat_tables(parts)
+def _with_coordinates(table: pa.Table, shard_no: int) -> pa.Table:
+    """A shard's key columns plus its number and each row's number in it."""
+    n = table.num_rows
+    # numpy, not range(): pa.array(range) makes pyarrow import pandas (0.25 s) to inspect it
+    table = table.append_column("shard", pa.array(np.full(n, shard_no, dtype=np.int32)))
+    return table.append_column("row", pa.array(np.arange(n, dtype=np.int64)))
 
 
 # What the build needs of each winner after the dedup: where it is (shard, row), and what the
