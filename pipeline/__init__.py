@@ -5,7 +5,18 @@
 
 from __future__ import annotations
 
-from pipeline.schema import PIPELINE_VERSION
+import os
+import sys
+
+# `python -m pipeline` (the build CLI, sys.argv[0] is "-m" while its package is imported) does no
+# linear algebra: numpy, which pyarrow imports, then starts OpenBLAS without a thread pool. The
+# pool's threads busy-wait about 0.1 s of CPU each at start-up, on the cores the build is about
+# to use. Only then, and only when the user has not chosen: a notebook importing this package
+# keeps its BLAS threads. The variable passes on to the build's processes (a Dask LocalCluster's too).
+if sys.argv[:1] == ["-m"]:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from pipeline.schema import PIPELINE_VERSION  # noqa: E402
 
 __version__ = PIPELINE_VERSION
 __all__ = ["load", "load_credits", "__version__"]

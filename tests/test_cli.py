@@ -174,3 +174,24 @@ def test_validate_reports_problems(tmp_path: Path) -> None:
 def test_bad_max_bytes_is_a_usage_error(tmp_path: Path) -> None:
     r = run(*build_args(make_input(tmp_path), tmp_path / "out", "--max-bytes", "lots"))
     assert r.returncode == 2 and "--max-bytes" in r.stderr
+
+
+def test_cli_starts_openblas_without_a_thread_pool(tmp_path: Path) -> None:
+    """`python -m pipeline` sets OPENBLAS_NUM_THREADS=1 (unless the user chose) before numpy loads;
+    importing the package anywhere else (a notebook, pytest) leaves the environment alone."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    # sitecustomize runs before the CLI; its exit hook reports what the CLI's process ended with
+    (probe / "sitecustomize.py").write_text(
+        "import atexit, os, sys\n"
+        "atexit.register(lambda: sys.stderr.write(f\"BLAS={os.environ.get('OPENBLAS_NUM_THREADS')}\\n\"))\n",
+        encoding="utf-8")
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env = {**base, "PYTHONPATH": f"{probe}{os.pathsep}{REPO}"}
+    cli = [sys.executable, "-m", "pipeline", "build", "--help"]
+    assert "BLAS=1" in subprocess.run(cli, capture_output=True, text=True, env=env, timeout=60).stderr
+    chosen = subprocess.run(cli, capture_output=True, text=True, env={**env, "OPENBLAS_NUM_THREADS": "2"}, timeout=60)
+    assert "BLAS=2" in chosen.stderr
+    imported = subprocess.run([sys.executable, "-c", "import pipeline"], capture_output=True, text=True,
+                              env=env, timeout=60)
+    assert "BLAS=None" in imported.stderr
