@@ -200,12 +200,18 @@ def release_free_memory() -> None:
     _trimmed_at = _resident_bytes()
 
 
+# Blocks this large or larger are mapped on their own by glibc's malloc once the merge starts.
+MMAP_THRESHOLD_BYTES = 8 << 20
+
+
 def fix_mmap_threshold() -> None:
-    """Have glibc's malloc map every block of 1 MiB or more on its own, so freeing it returns it
-    to the OS. By default glibc raises that threshold after each such free, and the merge's large
-    Arrow buffers then stay in the heap once freed: the driver's peak grew with the corpus."""
+    """Have glibc's malloc map every block of MMAP_THRESHOLD_BYTES or more on its own, so freeing
+    it returns it to the OS. By default glibc raises that threshold (up to 32 MiB) after each such
+    free, and the merge's large Arrow buffers then stayed in the heap once freed: the driver's peak
+    grew with the corpus. Not lower: the writer threads' row-group buffers (a few MiB) would then
+    be mapped and unmapped for every group, and page faults took a quarter of their CPU."""
     if _LIBC is not None:
-        _LIBC.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD; setting it turns the dynamic raise off
+        _LIBC.mallopt(-3, MMAP_THRESHOLD_BYTES)  # M_MMAP_THRESHOLD; setting it turns the dynamic raise off
 
 
 class _RefusePandas:
@@ -264,7 +270,7 @@ def process_batch(batch: Batch, settings: BatchSettings) -> tuple[bytes | None, 
         for archive in zips.values():
             archive.close()
     content_key = batch_key(batch.items, settings.options_key)
-    store = ShardStore(settings.store_root) if settings.store_root else None
+    store = ShardStore(settings.store_root, code_fingerprint()) if settings.store_root else None
     if store is not None and settings.use_cache:
         cached = store.get_meta(content_key)
         if cached is not None:

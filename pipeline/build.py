@@ -20,7 +20,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.batches import Batch, BatchSettings, fix_mmap_threshold, make_batches, use_system_allocator
+from pipeline.batches import (
+    Batch,
+    BatchSettings,
+    code_fingerprint,
+    fix_mmap_threshold,
+    make_batches,
+    use_system_allocator,
+)
 from pipeline.cache import ShardStore
 from pipeline.card import CARD_COLUMNS, figure_stats, value_counts, write_dataset_card
 from pipeline.discover import discover_counted, input_kind, is_url
@@ -154,7 +161,8 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
     use_system_allocator()
     timings: dict[str, float] = {}
     cache_dir = opts.cache_dir or default_cache_dir(opts.output)
-    store = ShardStore(cache_dir)
+    store = ShardStore(cache_dir, code_fingerprint())
+    store.mark_in_use()  # before any work: no other build's pruning takes this version's shards
     index = BatchIndex(cache_dir)
     settings = BatchSettings(opts.max_bytes, opts.options_key(), str(Path(cache_dir).absolute()), opts.use_cache)
 
@@ -193,6 +201,7 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
         key_columns.add(key)  # read now, next to the workers, not in the merge after them
         index.record(meta["signature_key"], key)
         stats["reused" if meta.get("reused") else "processed"] += meta["inputs"]
+        store.mark_in_use()
         if opts.progress:
             opts.progress(meta["inputs"], total)
     index.save()
@@ -246,6 +255,12 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
         if card_columns is not None:
             write_dataset_card(staging, manifest, card_columns.table(), figures, drawn)
         timings["card"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        # never this build's shards (all in `order`); see ShardStore.prune for what goes
+        pruned = store.prune(order)
+        manifest["cache"]["pruned"] = {"shards": pruned.shards, "code_versions": pruned.code_versions,
+                                       "bytes": pruned.bytes}
+        timings["prune"] = time.perf_counter() - t0
         manifest["files"] = {str(p.relative_to(staging)): p.stat().st_size
                              for p in sorted(staging.rglob("*")) if p.is_file()}
         manifest["timings_s"] = {k: round(v, 4) for k, v in timings.items()}

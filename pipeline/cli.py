@@ -46,6 +46,10 @@ def _summary(manifest: dict[str, Any], seconds: float) -> str:
         lines.append("(up to date: the input and pipeline version are unchanged; nothing rewritten)")
     cache = manifest.get("cache", {})
     lines.append(f"posts processed: {cache.get('processed', 0)}, reused from cache: {cache.get('reused', 0)}")
+    pruned = cache.get("pruned") or {}
+    if pruned.get("shards") or pruned.get("code_versions"):
+        lines.append(f"cache pruned: {pruned['shards']} unused shard(s), {pruned['code_versions']} folder(s) of "
+                     f"other code versions, {pruned['bytes'] / 1e6:.1f} MB")
     for reason, n in c.get("rejects_by_reason", {}).items():
         lines.append(f"  reject {reason}: {n}")
     return "\n".join(lines)
