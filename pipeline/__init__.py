@@ -8,12 +8,21 @@ from __future__ import annotations
 import os
 import sys
 
-# `python -m pipeline` (the build CLI, sys.argv[0] is "-m" while its package is imported) does no
-# linear algebra: numpy, which pyarrow imports, then starts OpenBLAS without a thread pool. The
-# pool's threads busy-wait about 0.1 s of CPU each at start-up, on the cores the build is about
-# to use. Only then, and only when the user has not chosen: a notebook importing this package
-# keeps its BLAS threads. The variable passes on to the build's processes (a Dask LocalCluster's too).
-if sys.argv[:1] == ["-m"]:
+
+def _run_as_cli() -> bool:
+    """True while `python -m pipeline` imports this package (sys.argv[0] is "-m" until the module
+    runs), not when a script, a notebook or another `-m` tool imports it."""
+    argv = getattr(sys, "orig_argv", [])
+    return sys.argv[:1] == ["-m"] and ("-mpipeline" in argv or any(
+        a == "-m" and b == "pipeline" for a, b in zip(argv, argv[1:], strict=False)))
+
+
+# The build CLI does no linear algebra: numpy, which pyarrow imports, then starts OpenBLAS without
+# a thread pool. The pool's threads busy-wait about 0.1 s of CPU each at start-up, on the cores the
+# build is about to use. Only then, and only when the user has not chosen: a notebook importing
+# this package keeps its BLAS threads. The variable passes on to the build's processes (a Dask
+# LocalCluster's too).
+if _run_as_cli():
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from pipeline.schema import PIPELINE_VERSION  # noqa: E402

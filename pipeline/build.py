@@ -13,7 +13,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,10 +159,18 @@ def build(opts: BuildOptions, figures: FigureJob | None = None) -> dict[str, Any
 
 def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dict[str, Any]:
     use_system_allocator()
-    timings: dict[str, float] = {}
     cache_dir = opts.cache_dir or default_cache_dir(opts.output)
     store = ShardStore(cache_dir, code_fingerprint())
-    store.mark_in_use()  # before any work: no other build's pruning takes this version's shards
+    store.hold()  # before reading the cache, to the end: no other build's pruning takes our shards
+    try:
+        return _build_holding(opts, figures, t_start, store, cache_dir)
+    finally:
+        store.release()
+
+
+def _build_holding(opts: BuildOptions, figures: FigureJob | None, t_start: float, store: ShardStore,
+                   cache_dir: str) -> dict[str, Any]:
+    timings: dict[str, float] = {}
     index = BatchIndex(cache_dir)
     settings = BatchSettings(opts.max_bytes, opts.options_key(), str(Path(cache_dir).absolute()), opts.use_cache)
 
@@ -201,7 +209,6 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
         key_columns.add(key)  # read now, next to the workers, not in the merge after them
         index.record(meta["signature_key"], key)
         stats["reused" if meta.get("reused") else "processed"] += meta["inputs"]
-        store.mark_in_use()
         if opts.progress:
             opts.progress(meta["inputs"], total)
     index.save()
@@ -258,8 +265,7 @@ def _build(opts: BuildOptions, figures: FigureJob | None, t_start: float) -> dic
         t0 = time.perf_counter()
         # never this build's shards (all in `order`); see ShardStore.prune for what goes
         pruned = store.prune(order)
-        manifest["cache"]["pruned"] = {"shards": pruned.shards, "code_versions": pruned.code_versions,
-                                       "bytes": pruned.bytes}
+        manifest["cache"]["pruned"] = asdict(pruned)
         timings["prune"] = time.perf_counter() - t0
         manifest["files"] = {str(p.relative_to(staging)): p.stat().st_size
                              for p in sorted(staging.rglob("*")) if p.is_file()}

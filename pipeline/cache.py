@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -27,17 +28,25 @@ import pyarrow as pa
 
 from pipeline.errors import BuildError
 
-# Another code version's folder is kept this long after a build last used it: a build of that
-# code running at the same time (another checkout, CI) keeps its own folder fresh.
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no build locks, so the store never prunes
+    fcntl = None  # type: ignore[assignment]
+
+# Another code version's folder is kept this long after a build of it last started (a switch back
+# to that version soon after finds its shards). Builds running now are protected by their locks.
 OTHER_CODE_GRACE_S = 3600
 # A shard of this code version that a build did not use is kept this long after it was last used:
 # another input built with the same cache (two outputs side by side share one) keeps its shards.
 UNUSED_SHARD_DAYS = 7
 # A shard's meta file time says when a build last used it; refreshed when older than this.
 USED_MARK_EVERY_S = 86400
-# Builds refresh their code folder's time at most this often (a long build outlives the grace otherwise).
-TOUCH_EVERY_S = 60
 _TMP_PREFIX = ".tmp-"
+# What the store itself names: code version folders, shard files, and the folders of the layout
+# before folders per version (shards/<key[:2]>/<key>.*). Anything else under shards/ is not ours.
+_CODE_FOLDER_RE = re.compile(r"[0-9a-f]{16}")
+_LEGACY_FOLDER_RE = re.compile(r"[0-9a-f]{2}")
+_SHARD_FILE_RE = re.compile(r"[0-9a-f]{64}\.(?:arrow|json)|\.tmp-.*")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -57,19 +66,25 @@ def _atomic_write(path: Path, data: bytes) -> None:
 class PruneReport:
     """What ShardStore.prune removed."""
 
-    shards: int = 0  # this code version's unused shards
+    shards: int = 0  # this code version's shards no build used for UNUSED_SHARD_DAYS
+    leftovers: int = 0  # temporary files and meta-less Arrow files of killed builds
     code_versions: int = 0  # other code versions' folders, whole
-    bytes: int = 0
+    bytes: int = 0  # of what was removed
 
 
 class ShardStore:
-    """Shards on local disk, keyed by batch key, under the folder of one code version."""
+    """Shards on local disk, keyed by batch key, under the folder of one code version.
+
+    A build holds its version's lock (`hold`, a shared flock on locks/<code>.lock) from before
+    it reads the store until it ends (`release`): pruning by another build removes a version's
+    folder only when it can lock that version exclusively, i.e. while no build of it runs, and
+    removes unused shards of its own version only when no other build of that version runs."""
 
     def __init__(self, root: str | Path, code: str) -> None:
         self.root = Path(root)
         self.code = code
         self.folder = self.root / "shards" / code
-        self._touched = 0.0
+        self._lock_fd: int | None = None
         try:  # fail before any work, with a clear message, when the cache cannot be written
             self.root.mkdir(parents=True, exist_ok=True)
             writable = os.access(self.root, os.W_OK | os.X_OK)
@@ -82,73 +97,127 @@ class ShardStore:
     def _base(self, key: str) -> Path:
         return self.folder / key[:2] / key
 
-    def mark_in_use(self) -> None:
-        """Tell other builds' pruning that this code version is in use (its folder's time), at
-        most every TOUCH_EVERY_S; call it now and then during a build."""
-        now = time.time()
-        if now - self._touched < TOUCH_EVERY_S:
+    def _lock_path(self, code: str) -> Path:
+        # lock files stay (empty): removing one while a build waits on it would split the lock in two
+        return self.root / "locks" / f"{code}.lock"
+
+    def hold(self) -> None:
+        """Take this code version's shared lock for the build, and mark the version used now (its
+        folder's time, which OTHER_CODE_GRACE_S counts from). Waits only while another build's
+        prune is removing this very version's folder."""
+        if fcntl is None or self._lock_fd is not None:
             return
+        try:
+            path = self._lock_path(self.code)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return  # no lock: prune() then leaves everything alone
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        self._lock_fd = fd
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             os.utime(self.folder)
         except OSError:
-            return  # pruning by others is the only thing at stake
-        self._touched = now
+            pass
+
+    def release(self) -> None:
+        """Let go of the version's lock (the end of the build)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def prune(self, used: Iterable[str], now: float | None = None) -> PruneReport:
-        """Remove what no build is likely to reuse: other code versions' folders unused for
-        OTHER_CODE_GRACE_S (and files of the store's layouts before folders per version), and
-        this version's shards not in `used` that have gone UNUSED_SHARD_DAYS without a build
-        using them (get_meta marks a shard used). Best effort: a file that cannot be removed
-        stays, and a build never fails here."""
-        now = time.time() if now is None else now
+        """Remove what no build is likely to reuse, with the version's lock held (`hold`):
+        other code versions' folders that no build has started in for OTHER_CODE_GRACE_S and no
+        build runs now (and folders of the layout before folders per version, which hold only
+        shard files); then, if no other build of this version runs, this version's shards not
+        in `used` that no build has used for UNUSED_SHARD_DAYS (get_meta marks a shard used), and
+        leftovers of killed builds older than OTHER_CODE_GRACE_S. Only names the store gives are
+        touched. Best effort: what cannot be removed stays, and a build never fails here."""
         report = PruneReport()
-        used = set(used)
-        try:
-            entries = list(os.scandir(self.root / "shards"))
-        except OSError:
+        if fcntl is None or self._lock_fd is None:
             return report
-        for entry in entries:
-            if entry.name == self.code:
+        now = time.time() if now is None else now
+        for entry in _scandir(self.root / "shards"):
+            name = entry.name
+            if name == self.code or not entry.is_dir(follow_symlinks=False):
                 continue
             try:
                 if now - entry.stat(follow_symlinks=False).st_mtime < OTHER_CODE_GRACE_S:
                     continue
-                report.bytes += _tree_bytes(entry.path)
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path)
-                else:
-                    os.unlink(entry.path)
-                report.code_versions += 1
             except OSError:
                 continue
+            if _CODE_FOLDER_RE.fullmatch(name):
+                lock = self._try_exclusive(name)
+                if lock is None:  # a build of that version runs
+                    continue
+                try:
+                    self._remove_folder(entry.path, report)
+                finally:
+                    os.close(lock)
+            elif _LEGACY_FOLDER_RE.fullmatch(name) and all(
+                    _SHARD_FILE_RE.fullmatch(e.name) and e.is_file(follow_symlinks=False)
+                    for e in _scandir(entry.path, every=True)):
+                self._remove_folder(entry.path, report)
+        try:  # converting the shared lock: fails while another build of this version holds it
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return report
+        self._prune_own(set(used), now, report)
+        return report
+
+    def _try_exclusive(self, code: str) -> int | None:
+        try:
+            fd = os.open(self._lock_path(code), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+
+    @staticmethod
+    def _remove_folder(path: str, report: PruneReport) -> None:
+        before = _tree_bytes(path)
+        shutil.rmtree(path, ignore_errors=True)
+        gone = not os.path.lexists(path)
+        report.bytes += before - (0 if gone else _tree_bytes(path))
+        report.code_versions += gone
+
+    def _prune_own(self, used: set[str], now: float, report: PruneReport) -> None:
         oldest_kept = now - UNUSED_SHARD_DAYS * 86400
         for sub in _scandir(self.folder):
+            if not sub.is_dir(follow_symlinks=False):
+                continue
             for entry in _scandir(sub.path):
                 name = entry.name
                 try:
-                    if name.startswith(_TMP_PREFIX):  # left by a killed build
-                        if now - entry.stat().st_mtime >= OTHER_CODE_GRACE_S:
-                            os.unlink(entry.path)
+                    if not entry.is_file(follow_symlinks=False) or not _SHARD_FILE_RE.fullmatch(name):
                         continue
+                    info = entry.stat(follow_symlinks=False)
                     key, _, suffix = name.rpartition(".")
-                    if suffix == "arrow":  # its meta never written (a killed build): not a shard
-                        if (not os.path.exists(entry.path[:-len("arrow")] + "json")
-                                and now - entry.stat().st_mtime >= OTHER_CODE_GRACE_S):
-                            report.bytes += entry.stat().st_size
+                    if name.startswith(_TMP_PREFIX) or (suffix == "arrow" and not os.path.exists(
+                            entry.path[:-len("arrow")] + "json")):
+                        # a killed build's temporary file, or an Arrow file whose meta never came
+                        if now - info.st_mtime >= OTHER_CODE_GRACE_S:
                             os.unlink(entry.path)
+                            report.leftovers += 1
+                            report.bytes += info.st_size
                         continue
-                    if suffix != "json" or key in used or entry.stat().st_mtime >= oldest_kept:
+                    if suffix != "json" or key in used or info.st_mtime >= oldest_kept:
                         continue
-                    arrow = self.arrow_path(key)
-                    size = entry.stat().st_size + (arrow.stat().st_size if arrow.exists() else 0)
                     os.unlink(entry.path)  # the meta first: a shard without it does not exist
-                    arrow.unlink(missing_ok=True)
+                    report.shards += 1
+                    report.bytes += info.st_size
+                    arrow = self.arrow_path(key)
+                    size = arrow.stat().st_size
+                    arrow.unlink()
+                    report.bytes += size
                 except OSError:
                     continue
-                report.shards += 1
-                report.bytes += size
-        return report
 
     def get_meta(self, key: str) -> dict[str, Any] | None:
         """The shard's meta, or None when the shard is absent or damaged (its Arrow file
@@ -195,17 +264,17 @@ class ShardStore:
                                          for col in table.columns], schema=table.schema)
 
 
-def _scandir(path: str | Path) -> list[os.DirEntry[str]]:
+def _scandir(path: str | Path, every: bool = False) -> list[os.DirEntry[str]]:
+    """The entries of a folder (none when it cannot be read); symbolic links left out unless
+    `every` (a legacy folder holding a link is not all shard files)."""
     try:
         with os.scandir(path) as it:
-            return [e for e in it if e.is_dir(follow_symlinks=False) or e.is_file(follow_symlinks=False)]
+            return [e for e in it if every or not e.is_symlink()]
     except OSError:
         return []
 
 
 def _tree_bytes(path: str) -> int:
-    if not os.path.isdir(path) or os.path.islink(path):
-        return os.lstat(path).st_size
     total = 0
     for folder, _dirs, files in os.walk(path):
         for name in files:

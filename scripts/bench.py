@@ -243,9 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--traf-every", type=int, default=20, help="trafilatura on every N-th CNA post (default 20)")
     ap.add_argument("--no-dask", action="store_true", help="skip the Dask engine run")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    ap.add_argument("--repeat", type=int, default=3,
+    ap.add_argument("--repeat", type=int, default=5,
                     help="floor and full build each run this many times, alternating; the ratios use the "
-                         "fastest of each (default 3; every time is reported)")
+                         "fastest of each (default 5; every time is reported)")
     args = ap.parse_args(argv)
 
     src = Path(args.input).resolve()

@@ -1,13 +1,23 @@
-"""The build cache prunes itself: a folder per code version, old versions and long-unused shards go."""
+"""The build cache prunes itself: a folder per code version; other versions and long-unused shards go,
+never while a build that needs them runs, and never anything the store did not name."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pytest
 
+import pipeline.cache as cache_mod
 from pipeline.batches import code_fingerprint
 from pipeline.build import BuildOptions, build
 from pipeline.cache import OTHER_CODE_GRACE_S, UNUSED_SHARD_DAYS, USED_MARK_EVERY_S, ShardStore
@@ -15,6 +25,12 @@ from pipeline.cache import OTHER_CODE_GRACE_S, UNUSED_SHARD_DAYS, USED_MARK_EVER
 REPO = Path(__file__).resolve().parent.parent
 DEMO_POSTS = REPO / "pipeline" / "demo_posts"
 DAY = 86400
+OTHER = "0123456789abcdef"  # a code fingerprint that is not this code's
+
+
+def key(name: str) -> str:
+    """A batch key as the pipeline makes them (a SHA-256 hex digest)."""
+    return hashlib.sha256(name.encode()).hexdigest()
 
 
 def _ipc() -> bytes:
@@ -27,12 +43,29 @@ def _ipc() -> bytes:
 
 def _age(path: Path, seconds: float) -> None:
     then = time.time() - seconds
-    os.utime(path, (then, then))
+    os.utime(path, (then, then), follow_symlinks=False)
 
 
-def _build(inp: Path, out: Path, cache: Path) -> dict:
+def _build(inp: Path, out: Path, cache: Path) -> dict[str, Any]:
     return build(BuildOptions(input=str(inp), output=str(out), cache_dir=str(cache), workers=1,
                               write_card=False))
+
+
+@contextmanager
+def running_build(cache: Path, code: str) -> Iterator[None]:
+    """Another build of `code` in progress: it holds that version's shared lock."""
+    lock = cache / "locks" / f"{code}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _meta(store: ShardStore, k: str) -> Path:
+    return store.arrow_path(k).with_suffix(".json")
 
 
 def test_shards_live_in_the_folder_of_their_code_version(tmp_path: Path) -> None:
@@ -44,79 +77,175 @@ def test_shards_live_in_the_folder_of_their_code_version(tmp_path: Path) -> None
 
 def test_prune_keeps_used_and_recent_shards_and_drops_long_unused_ones(tmp_path: Path) -> None:
     store = ShardStore(tmp_path, "c0de")
-    for key in ("aa-used", "bb-unused-old", "cc-unused-recent"):
-        store.put(key, _ipc(), {"key": key})
-    for key in ("aa-used", "bb-unused-old"):
-        _age(store.arrow_path(key).with_suffix(".json"), (UNUSED_SHARD_DAYS + 1) * DAY)
-    _age(store.arrow_path("cc-unused-recent").with_suffix(".json"), (UNUSED_SHARD_DAYS - 1) * DAY)
+    used, old, recent, old_arrow = key("used"), key("unused-old"), key("unused-recent"), key("old-arrow")
+    for k in (used, old, recent, old_arrow):
+        store.put(k, _ipc(), {"key": k})
+    for k in (used, old):
+        _age(_meta(store, k), (UNUSED_SHARD_DAYS + 1) * DAY)
+    _age(_meta(store, recent), (UNUSED_SHARD_DAYS - 1) * DAY)
+    _age(store.arrow_path(old_arrow), (UNUSED_SHARD_DAYS + 1) * DAY)  # a shard's age is its meta's
     # leftovers of a killed build: a temporary file, and an Arrow file whose meta was never written
-    tmp_file = store.folder / "dd" / ".tmp-abc"
-    tmp_file.parent.mkdir(parents=True)
-    tmp_file.write_bytes(b"half")
-    orphan = store.arrow_path("ee-no-meta")
-    orphan.parent.mkdir(parents=True)
+    leftover_tmp = store.folder / "dd" / ".tmp-abc"
+    leftover_tmp.parent.mkdir(parents=True)
+    leftover_tmp.write_bytes(b"half")
+    orphan = store.arrow_path(key("no-meta"))
+    orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(_ipc())
     fresh_tmp = store.folder / "dd" / ".tmp-now"
     fresh_tmp.write_bytes(b"being written")
-    _age(tmp_file, OTHER_CODE_GRACE_S + 60)
+    fresh_orphan = store.arrow_path(key("meta-coming"))  # a worker is between its two renames
+    fresh_orphan.parent.mkdir(parents=True, exist_ok=True)
+    fresh_orphan.write_bytes(_ipc())
+    _age(leftover_tmp, OTHER_CODE_GRACE_S + 60)
     _age(orphan, OTHER_CODE_GRACE_S + 60)
+    shard_bytes = _meta(store, old).stat().st_size + store.arrow_path(old).stat().st_size
 
-    report = store.prune(["aa-used"])
+    store.hold()
+    try:
+        report = store.prune([used])
+    finally:
+        store.release()
 
-    assert store.get_meta("aa-used") is not None
-    assert store.get_meta("cc-unused-recent") is not None
-    assert store.get_meta("bb-unused-old") is None
-    assert not store.arrow_path("bb-unused-old").exists()
-    assert not tmp_file.exists() and not orphan.exists()
-    assert fresh_tmp.exists()  # may belong to a build running now
-    assert report.shards == 1 and report.code_versions == 0
-    assert report.bytes >= len(_ipc()) * 2  # the pruned shard and the orphan Arrow file
+    for k in (used, recent, old_arrow):
+        assert store.get_meta(k) is not None, k
+    assert store.get_meta(old) is None
+    assert not store.arrow_path(old).exists()
+    assert not leftover_tmp.exists() and not orphan.exists()
+    assert fresh_tmp.exists() and fresh_orphan.exists()  # may belong to a build running now
+    assert (report.shards, report.leftovers, report.code_versions) == (1, 2, 0)
+    assert report.bytes == shard_bytes + len(b"half") + len(_ipc())
 
 
 def test_reading_a_shard_marks_it_used(tmp_path: Path) -> None:
     store = ShardStore(tmp_path, "c0de")
-    store.put("k1", _ipc(), {"key": "k1"})
-    meta_file = store.arrow_path("k1").with_suffix(".json")
-    _age(meta_file, (UNUSED_SHARD_DAYS + 1) * DAY)
-    assert store.get_meta("k1") is not None  # a build reusing it, found through its index
-    assert time.time() - meta_file.stat().st_mtime < USED_MARK_EVERY_S
-    assert store.prune([]).shards == 0
-    assert store.get_meta("k1") is not None
+    k = key("k1")
+    store.put(k, _ipc(), {"key": k})
+    _age(_meta(store, k), (UNUSED_SHARD_DAYS + 1) * DAY)
+    assert store.get_meta(k) is not None  # a build reusing it, found through its index
+    assert time.time() - _meta(store, k).stat().st_mtime < USED_MARK_EVERY_S
+    store.hold()
+    try:
+        assert store.prune([]).shards == 0
+    finally:
+        store.release()
+    assert store.get_meta(k) is not None
+
+
+def test_own_unused_shards_stay_while_another_build_of_this_version_runs(tmp_path: Path) -> None:
+    """That build may have just found the shard (get_meta) and not read it yet."""
+    store = ShardStore(tmp_path, "c0de")
+    k = key("theirs")
+    store.put(k, _ipc(), {"key": k})
+    _age(_meta(store, k), (UNUSED_SHARD_DAYS + 1) * DAY)
+    with running_build(tmp_path, "c0de"):
+        store.hold()
+        try:
+            assert store.prune([]).shards == 0
+        finally:
+            store.release()
+    assert _meta(store, k).exists() and store.arrow_path(k).exists()
+    store.hold()
+    try:
+        assert store.prune([]).shards == 1
+    finally:
+        store.release()
+
+
+def test_prune_needs_the_lock(tmp_path: Path) -> None:
+    store = ShardStore(tmp_path, "c0de")
+    k = key("x")
+    store.put(k, _ipc(), {"key": k})
+    _age(_meta(store, k), (UNUSED_SHARD_DAYS + 1) * DAY)
+    assert store.prune([]).shards == 0  # no hold(): nothing is removed
+    assert _meta(store, k).exists()
 
 
 def test_build_prunes_other_code_versions_after_their_grace(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     shards = cache / "shards"
-    old_version = shards / "0123456789abcdef" / "ab"
+    old_version = shards / OTHER / "ab"
     old_version.mkdir(parents=True)
-    (old_version / "ab12.arrow").write_bytes(b"x" * 1000)
-    (old_version / "ab12.json").write_text("{}")
+    (old_version / f"{key('a')}.arrow").write_bytes(b"x" * 1000)
+    (old_version / f"{key('a')}.json").write_text("{}")
     _age(old_version.parent, OTHER_CODE_GRACE_S + 60)
-    running_version = shards / "fedcba9876543210"  # another build of other code, running now
-    running_version.mkdir()
-    (running_version / "f.json").write_text("{}")
+    recent_version = shards / "fedcba9876543210"  # built within the grace: kept for a while
+    recent_version.mkdir()
     legacy = shards / "cd"  # the layout before folders per version: shards/<key[:2]>/<key>.*
     legacy.mkdir()
-    (legacy / "cd34.arrow").write_bytes(b"y" * 500)
+    (legacy / f"{key('b')}.arrow").write_bytes(b"y" * 500)
     _age(legacy, OTHER_CODE_GRACE_S + 60)
+    # not the store's: a user's folder that happens to be called shards/, a look-alike, a link
+    foreign = [shards / "train", shards / "ef"]
+    for folder in foreign:
+        folder.mkdir()
+        (folder / "part-000.tar").write_bytes(b"data")
+        _age(folder, OTHER_CODE_GRACE_S + 60)
+    (shards / "README.txt").write_text("mine")
+    target = tmp_path / "elsewhere" / "ab"
+    target.mkdir(parents=True)
+    (target / f"{key('c')}.json").write_text("{}")
+    link = shards / "1111111111111111"
+    link.symlink_to(target.parent)
+    _age(link, OTHER_CODE_GRACE_S + 60)
+    own = shards / code_fingerprint()  # this version, however old: never pruned as a whole
+    own.mkdir()
+    _age(own, OTHER_CODE_GRACE_S + 60)
 
     manifest = _build(DEMO_POSTS, tmp_path / "out", cache)
 
-    assert sorted(p.name for p in shards.iterdir()) == sorted([code_fingerprint(), "fedcba9876543210"])
-    pruned = manifest["cache"]["pruned"]
-    assert pruned["code_versions"] == 2 and pruned["shards"] == 0
-    assert pruned["bytes"] >= 1500
-    # what was pruned is in the published manifest too, and the next build finds nothing to prune
+    left = sorted(p.name for p in shards.iterdir())
+    assert left == sorted([code_fingerprint(), "fedcba9876543210", "train", "ef", "README.txt", "1111111111111111"])
+    assert (target / f"{key('c')}.json").exists()
+    assert manifest["cache"]["pruned"] == {"shards": 0, "leftovers": 0, "code_versions": 2, "bytes": 1502}
+    # the next build finds nothing to prune, and reuses everything
     again = _build(DEMO_POSTS, tmp_path / "out2", cache)
-    assert again["cache"]["pruned"] == {"shards": 0, "code_versions": 0, "bytes": 0}
+    assert again["cache"]["pruned"] == {"shards": 0, "leftovers": 0, "code_versions": 0, "bytes": 0}
     assert again["cache"]["processed"] == 0
 
 
-def test_cli_reports_what_was_pruned(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def test_running_build_of_another_version_is_never_pruned(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    other = cache / "shards" / OTHER / "ab"
+    other.mkdir(parents=True)
+    (other / f"{key('a')}.json").write_text("{}")
+    _age(other.parent, OTHER_CODE_GRACE_S + 60)  # started long ago, still running
+    with running_build(cache, OTHER):
+        first = _build(DEMO_POSTS, tmp_path / "out", cache)
+    assert first["cache"]["pruned"]["code_versions"] == 0
+    assert (other / f"{key('a')}.json").exists()
+    second = _build(DEMO_POSTS, tmp_path / "out2", cache)  # that build has ended
+    assert second["cache"]["pruned"]["code_versions"] == 1
+    assert not other.parent.exists()
 
-    stale = tmp_path / "cache" / "shards" / "0123456789abcdef"
+
+def test_build_holds_its_lock_and_names_its_shards_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    seen: dict[str, Any] = {}
+    real_prune = ShardStore.prune
+
+    def spy(self: ShardStore, used: Any, now: float | None = None) -> Any:
+        seen["used"] = set(used)
+        lock = os.open(cache / "locks" / f"{self.code}.lock", os.O_RDWR)
+        try:  # another process's exclusive lock must fail while this build holds the shared one
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(lock)
+        return real_prune(self, used, now)
+
+    monkeypatch.setattr(cache_mod.ShardStore, "prune", spy)
+    _build(DEMO_POSTS, tmp_path / "out", cache)
+    on_disk = {p.stem for p in (cache / "shards" / code_fingerprint()).rglob("*.arrow")}
+    assert seen["used"] == on_disk and on_disk
+    lock = os.open(cache / "locks" / f"{code_fingerprint()}.lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released once the build ended
+    finally:
+        os.close(lock)
+
+
+def test_cli_reports_what_was_pruned(tmp_path: Path) -> None:
+    stale = tmp_path / "cache" / "shards" / OTHER
     stale.mkdir(parents=True)
     (stale / "x.json").write_text("{}")
     _age(stale, OTHER_CODE_GRACE_S + 60)
@@ -125,4 +254,4 @@ def test_cli_reports_what_was_pruned(tmp_path: Path) -> None:
                         "--no-card"], capture_output=True, text=True, cwd=REPO, timeout=120,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr
-    assert "cache pruned: 0 unused shard(s), 1 folder(s) of other code versions" in r.stdout
+    assert "cache pruned: 0 unused shard(s), 1 folder(s) of other code versions, 0 leftover(s)" in r.stdout

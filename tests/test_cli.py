@@ -195,3 +195,9 @@ def test_cli_starts_openblas_without_a_thread_pool(tmp_path: Path) -> None:
     imported = subprocess.run([sys.executable, "-c", "import pipeline"], capture_output=True, text=True,
                               env=env, timeout=60)
     assert "BLAS=None" in imported.stderr
+    tool = probe / "othertool"  # another `python -m` tool that imports the package
+    tool.mkdir()
+    (tool / "__init__.py").write_text("import pipeline\n", encoding="utf-8")
+    (tool / "__main__.py").write_text("", encoding="utf-8")
+    other = subprocess.run([sys.executable, "-m", "othertool"], capture_output=True, text=True, env=env, timeout=60)
+    assert "BLAS=None" in other.stderr, other.stderr
