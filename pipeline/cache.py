@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +104,9 @@ class ShardStore:
 
     def hold(self) -> None:
         """Take this code version's shared lock for the build, and mark the version used now (its
-        folder's time, which OTHER_CODE_GRACE_S counts from). Waits only while another build's
-        prune is removing this very version's folder."""
+        folder's time, which OTHER_CODE_GRACE_S counts from). Waits only while another build
+        prunes this version: removes its folder, or its unused shards. Processes forked while the
+        lock is held (the local engine's workers) close their copy of it."""
         if fcntl is None or self._lock_fd is not None:
             return
         try:
@@ -113,8 +115,13 @@ class ShardStore:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError:
             return  # no lock: prune() then leaves everything alone
-        fcntl.flock(fd, fcntl.LOCK_SH)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError:  # a file system without flock: no lock, no pruning
+            os.close(fd)
+            return
         self._lock_fd = fd
+        _HOLDING.add(self)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             os.utime(self.folder)
@@ -125,6 +132,18 @@ class ShardStore:
         """Let go of the version's lock (the end of the build)."""
         if self._lock_fd is not None:
             os.close(self._lock_fd)
+            self._lock_fd = None
+        _HOLDING.discard(self)
+
+    def _drop_inherited_lock(self) -> None:
+        """In a forked child (a worker): close its copy of the lock's file descriptor, without
+        unlocking (the lock is shared with the parent), so that the lock ends with the build even
+        when a killed driver leaves its workers behind."""
+        if self._lock_fd is not None:
+            try:
+                os.close(self._lock_fd)
+            except OSError:
+                pass
             self._lock_fd = None
 
     def prune(self, used: Iterable[str], now: float | None = None) -> PruneReport:
@@ -160,11 +179,19 @@ class ShardStore:
                     _SHARD_FILE_RE.fullmatch(e.name) and e.is_file(follow_symlinks=False)
                     for e in _scandir(entry.path, every=True)):
                 self._remove_folder(entry.path, report)
-        try:  # converting the shared lock: fails while another build of this version holds it
+        # Converting the shared lock to exclusive fails while another build of this version holds
+        # it. Either way the lock is shared again afterwards: Linux drops the old lock before
+        # trying the new one, and an exclusive lock kept to the end of the build would hold up
+        # every build of this version starting meanwhile (the publish may be a slow upload).
+        try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
             return report
-        self._prune_own(set(used), now, report)
+        try:
+            self._prune_own(set(used), now, report)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
         return report
 
     def _try_exclusive(self, code: str) -> int | None:
@@ -262,6 +289,20 @@ class ShardStore:
             # concat_arrays copies even a single chunk, so nothing points into the mapping
             return pa.Table.from_arrays([pa.concat_arrays(col.chunks) if col.num_chunks else pa.array([], col.type)
                                          for col in table.columns], schema=table.schema)
+
+
+# Stores holding their version's lock in this process; forked children drop their copies.
+_HOLDING: weakref.WeakSet[ShardStore] = weakref.WeakSet()
+
+
+def _drop_inherited_locks() -> None:
+    for store in list(_HOLDING):
+        store._drop_inherited_lock()
+    _HOLDING.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 def _scandir(path: str | Path, every: bool = False) -> list[os.DirEntry[str]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -60,6 +62,33 @@ def running_build(cache: Path, code: str) -> Iterator[None]:
     fcntl.flock(fd, fcntl.LOCK_SH)
     try:
         yield
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture(autouse=True)
+def _no_hang() -> Iterator[None]:
+    """A lock bug shows as a build waiting forever: fail the test instead."""
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeoutError("test took over 120 s: a build is probably waiting for a cache lock")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(120)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _can_lock(cache: Path, code: str, how: int) -> bool:
+    """Could another process take this version's lock (`how`: fcntl.LOCK_EX or LOCK_SH) now?"""
+    fd = os.open(cache / "locks" / f"{code}.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
     finally:
         os.close(fd)
 
@@ -255,3 +284,80 @@ def test_cli_reports_what_was_pruned(tmp_path: Path) -> None:
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr
     assert "cache pruned: 0 unused shard(s), 1 folder(s) of other code versions, 0 leftover(s)" in r.stdout
+
+
+def test_hold_marks_the_version_used(tmp_path: Path) -> None:
+    store = ShardStore(tmp_path, "c0de")
+    store.folder.mkdir(parents=True)
+    _age(store.folder, OTHER_CODE_GRACE_S + 60)
+    store.hold()
+    try:
+        assert time.time() - store.folder.stat().st_mtime < 60
+        assert not _can_lock(tmp_path, "c0de", fcntl.LOCK_EX)
+        assert _can_lock(tmp_path, "c0de", fcntl.LOCK_SH)  # other builds of this version may run
+    finally:
+        store.release()
+    assert _can_lock(tmp_path, "c0de", fcntl.LOCK_EX)
+
+
+def test_lock_is_shared_again_after_prune(tmp_path: Path) -> None:
+    """Pruning its own version takes the lock exclusively, then gives it back as shared, whether or
+    not another build of the version was running: a build starting meanwhile never waits for the
+    rest of this one (its publish may be a slow upload)."""
+    store = ShardStore(tmp_path, "c0de")
+    store.hold()
+    try:
+        store.prune([])
+        assert _can_lock(tmp_path, "c0de", fcntl.LOCK_SH)
+        assert not _can_lock(tmp_path, "c0de", fcntl.LOCK_EX)
+        with running_build(tmp_path, "c0de"):
+            store.prune([])  # cannot prune its own shards now
+        assert not _can_lock(tmp_path, "c0de", fcntl.LOCK_EX)  # still held
+    finally:
+        store.release()
+
+
+def test_forked_children_do_not_keep_the_lock(tmp_path: Path) -> None:
+    """A worker left behind by a killed driver must not hold the version's lock forever."""
+    store = ShardStore(tmp_path, "c0de")
+    store.hold()
+    read_end, write_end = os.pipe()
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a worker stuck reading its pipe, as after its driver died
+        try:
+            os.close(write_end)
+            os.write(ready_write, b"r")  # past the fork handlers
+            os.read(read_end, 1)
+        finally:
+            os._exit(0)
+    os.close(read_end)
+    os.close(ready_write)
+    try:
+        assert os.read(ready_read, 1) == b"r"
+        assert not _can_lock(tmp_path, "c0de", fcntl.LOCK_EX)
+        store.release()  # the driver ends (or is killed)
+        assert _can_lock(tmp_path, "c0de", fcntl.LOCK_EX)  # although the child still runs
+    finally:
+        os.close(write_end)
+        os.close(ready_read)
+        os.waitpid(pid, 0)
+
+
+def test_build_with_workers_prunes_its_own_unused_shards(tmp_path: Path) -> None:
+    """The local engine's workers share the driver's lock: its own-version pruning still runs."""
+    cache = tmp_path / "cache"
+    build(BuildOptions(input=str(DEMO_POSTS), output=str(tmp_path / "a"), cache_dir=str(cache), workers=2,
+                       write_card=False))
+    folder = cache / "shards" / code_fingerprint()
+    first = {p.stem for p in folder.rglob("*.json")}
+    for meta in folder.rglob("*.json"):
+        _age(meta, (UNUSED_SHARD_DAYS + 1) * DAY)
+    other_input = tmp_path / "b"
+    other_input.mkdir()
+    for post in sorted(DEMO_POSTS.rglob("*.md"))[:3]:
+        shutil.copy(post, other_input / f"copy-{post.name}")
+    manifest = build(BuildOptions(input=str(other_input), output=str(tmp_path / "b-out"), cache_dir=str(cache),
+                                  workers=2, write_card=False))
+    assert manifest["cache"]["pruned"]["shards"] == len(first) > 0
+    assert not first & {p.stem for p in folder.rglob("*.json")}
