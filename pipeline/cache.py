@@ -129,22 +129,12 @@ class ShardStore:
             pass
 
     def release(self) -> None:
-        """Let go of the version's lock (the end of the build)."""
+        """Let go of the version's lock (the end of the build). In a forked child this closes only
+        the child's copy: the lock stays with the parent, which still has its own."""
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
         _HOLDING.discard(self)
-
-    def _drop_inherited_lock(self) -> None:
-        """In a forked child (a worker): close its copy of the lock's file descriptor, without
-        unlocking (the lock is shared with the parent), so that the lock ends with the build even
-        when a killed driver leaves its workers behind."""
-        if self._lock_fd is not None:
-            try:
-                os.close(self._lock_fd)
-            except OSError:
-                pass
-            self._lock_fd = None
 
     def prune(self, used: Iterable[str], now: float | None = None) -> PruneReport:
         """Remove what no build is likely to reuse, with the version's lock held (`hold`):
@@ -291,14 +281,14 @@ class ShardStore:
                                          for col in table.columns], schema=table.schema)
 
 
-# Stores holding their version's lock in this process; forked children drop their copies.
+# Stores holding their version's lock in this process. A forked child (a worker) closes its
+# copies, so that the lock ends with the build even when a killed driver leaves workers behind.
 _HOLDING: weakref.WeakSet[ShardStore] = weakref.WeakSet()
 
 
 def _drop_inherited_locks() -> None:
     for store in list(_HOLDING):
-        store._drop_inherited_lock()
-    _HOLDING.clear()
+        store.release()
 
 
 if hasattr(os, "register_at_fork"):
