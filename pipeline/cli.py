@@ -47,7 +47,7 @@ def _summary(manifest: dict[str, Any], seconds: float) -> str:
     cache = manifest.get("cache", {})
     lines.append(f"posts processed: {cache.get('processed', 0)}, reused from cache: {cache.get('reused', 0)}")
     pruned = cache.get("pruned") or {}
-    if pruned.get("bytes") or pruned.get("shards") or pruned.get("code_versions") or pruned.get("leftovers"):
+    if any(pruned.values()):
         lines.append(f"cache pruned: {pruned['shards']} unused shard(s), {pruned['code_versions']} folder(s) of "
                      f"other code versions, {pruned['leftovers']} leftover(s) of killed builds, "
                      f"{pruned['bytes'] / 1e6:.1f} MB")
