@@ -296,9 +296,21 @@ def strip_title_link(rest: str) -> str:
     return rest
 
 
+def body_utf8(raw: bytes, text: str, body: str, exact: bool) -> bytes:
+    """`body` (the tail of `text`) as UTF-8 bytes. When `text` is exactly `raw` decoded as UTF-8
+    (`exact`: the common case), the body is the tail of `raw` that follows the text's prefix:
+    one short encode and a slice, not an encode of the whole body."""
+    if not exact:
+        return body.encode("utf-8", "replace")
+    return raw[len(text[:len(text) - len(body)].encode("utf-8")):]
+
+
 def parse_post(raw: bytes) -> dict[str, Any]:
-    """Raw bytes -> {title, source, url, feed_date_ms, published_at_ms, body_html, warnings}."""
+    """Raw bytes -> {title, source, url, feed_date_ms, published_at_ms, body_html, warnings};
+    body_html is UTF-8 bytes (the form the HTML parser reads fastest)."""
     text, warnings = decode_post(raw)
+    # no BOM, no other encoding, no repair, no line-end rewrite: text is raw's UTF-8 reading
+    exact = not warnings and b"\r" not in raw
     front, rest = split_post(text)
     fields, fm_warnings = parse_front_matter(front)
     warnings += fm_warnings
@@ -322,6 +334,6 @@ def parse_post(raw: bytes) -> dict[str, Any]:
         "url": url.strip(),
         "feed_date_ms": feed_date_ms,
         "published_at_ms": published_at_ms,
-        "body_html": strip_title_link(rest),
+        "body_html": body_utf8(raw, text, strip_title_link(rest), exact),
         "warnings": warnings,
     }

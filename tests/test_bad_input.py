@@ -178,6 +178,29 @@ def test_old_mac_line_ends(tmp_path: Path) -> None:
     assert row["paragraphs"] == PARAS
 
 
+@pytest.mark.parametrize("declaration", [
+    '<?xml version="1.0" encoding="iso-8859-1"?>',
+    '<meta charset="big5">',
+    '<meta http-equiv="Content-Type" content="text/html; charset=gb2312">',
+])
+def test_body_declaring_another_encoding_is_read_as_utf8(tmp_path: Path, declaration: str) -> None:
+    """The post's bytes decide its encoding, never a declaration inside the feed's HTML."""
+    row = only_article(run_build(tmp_path, {"d.md": post(body=declaration + BODY)}), "d.md", [])
+    assert row["paragraphs"] == PARAS
+
+
+def test_post_not_utf8_has_the_same_body_as_its_utf8_copy(tmp_path: Path) -> None:
+    """Bodies of posts decoded another way (BOM, UTF-16, CRLF) reach the HTML parser as UTF-8 too."""
+    def copy(n: int) -> str:  # each its own URL: not duplicates of each other
+        return post(front(url=f"{URL}{n}"))
+
+    files = {"bom.md": b"\xef\xbb\xbf" + copy(1).encode(), "utf16.md": copy(2).encode("utf-16"),
+             "crlf.md": copy(3).replace("\n", "\r\n").encode()}
+    res = run_build(tmp_path, files)
+    assert res["manifest"]["counts"]["rejects"] == 0
+    assert {name: row["paragraphs"] for name, row in res["articles"].items()} == dict.fromkeys(files, PARAS)
+
+
 def test_nul_and_control_characters(tmp_path: Path) -> None:
     body = "<p>倫敦\x00消息，英國\x1b[31m政府\x7f今天\x08宣布。</p>"
     data = post(front(title='"英國\x00宣布"'), body).encode()

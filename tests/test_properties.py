@@ -36,7 +36,9 @@ def _check_parse(raw: bytes) -> None:
         assert rej.reason in REJECT_REASONS
         return
     assert set(parsed["warnings"]) <= set(WARNING_CODES)
-    assert isinstance(parsed["body_html"], str) and isinstance(parsed["url"], str)
+    assert isinstance(parsed["url"], str)
+    # the body is UTF-8 bytes of the decoded post's tail, whichever way the post was decoded
+    assert decode_post(raw)[0].endswith(parsed["body_html"].decode("utf-8"))
 
 
 @FAST
