@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pyarrow as pa
 import pytest
 from _dataset_factory import CNA, RFI, _article, make_dataset, read_manifest
 
@@ -156,3 +157,25 @@ def test_unknown_source_matches_manifest_key(tmp_path):
     out, text = _build(tmp_path / "unk", articles=arts)
     assert "| 1 | (unknown) | 2 | 2 | 0 | 0 |" in text
     assert text.count("(unknown)") == 1
+
+
+def test_top_credits_count_articles_not_mentions():
+    """A person named twice in one article (e.g. as two editors' line) counts once for it."""
+    from pipeline.card import _top_credits
+
+    credit_type = ARTICLE_SCHEMA.field("credits").type
+
+    def row(article_id, credits):
+        return {"article_id": article_id, "credits": [{"role": r, "name": n} for r, n in credits]}
+
+    rows = [row("a1", [("translator", "陳正健"), ("reviewer", "劉學源"), ("translator", "陳正健")]),
+            row("a2", [("translator", "陳正健"), ("editor", "唐佩君")]),
+            row("a3", [("translator", "王小明"), ("reviewer", "陳正健")]),
+            row("a4", [])]
+    table = pa.table({"article_id": [r["article_id"] for r in rows],
+                      "credits": pa.array([r["credits"] for r in rows], credit_type)})
+    top = _top_credits(table)
+    assert top["translator"] == [("陳正健", 2), ("王小明", 1)]
+    assert top["reviewer"] == [("劉學源", 1), ("陳正健", 1)]
+    assert top["editor"] == [("唐佩君", 1)]
+    assert top["compiler"] == [] and top["other"] == []
