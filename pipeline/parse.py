@@ -52,7 +52,7 @@ def decode_post(raw: bytes) -> tuple[str, list[str]]:
 
     Returns (text, warnings). Rejects empty files and binary garbage.
     """
-    if not raw.strip():
+    if not raw or raw.isspace():  # no stripped copy of the whole post
         raise Reject("empty_file", f"{len(raw)} bytes, no text")
     warnings: list[str] = []
     text: str | None = None
