@@ -149,7 +149,7 @@ def build(opts: BuildOptions, figures: FigureJob | None = None) -> dict[str, Any
             figures.close()
             figures = None
         elif opts.write_card and figures is None:
-            # the card's figure process starts first: it imports matplotlib while the posts are processed
+            # the card's figure process starts first: it imports Pillow while the posts are processed
             figures = FigureJob()
         return _build(opts, figures, t_start)
     finally:

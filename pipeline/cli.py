@@ -60,7 +60,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from pipeline.figures import FigureJob
 
     # Forked before the build's own imports (about 0.1 s on one core): the figure process imports
-    # matplotlib on the other, idle, core meanwhile instead of next to the workers.
+    # Pillow on the other, idle, core meanwhile instead of next to the workers.
     figures = None if args.no_card else FigureJob()
     try:
         return _run_build(args, figures)

@@ -60,7 +60,7 @@ def test_a_failing_drawing_fails_the_build(tmp_path: Path) -> None:
         from pipeline.figures import FigureJob
         job = FigureJob()
         assert job.process is not None
-        job.draw(tmp / "out", {**STATS, "per_day": {"not a day": 1}})  # numpy cannot read the day
+        job.draw(tmp / "out", {**STATS, "per_day": {"not a day": 1}})  # not an ISO day
         try:
             job.wait()
         except BuildError as exc:
@@ -122,3 +122,102 @@ def test_build_uses_and_ends_the_callers_figure_job(tmp_path: Path) -> None:
         build(BuildOptions(input={str(demo)!r}, output=str(tmp / "nocard"), workers=1, write_card=False), job)
         assert not process.is_alive() and not (tmp / "nocard" / "figures").exists()
     """, tmp_path)
+
+
+# -- what the figures show ------------------------------------------------------------------
+
+
+def test_count_ticks_are_round_and_cover_the_top() -> None:
+    from pipeline.figures import count_ticks
+
+    assert count_ticks(0) == [0, 1] and count_ticks(1) == [0, 1]
+    assert count_ticks(7) == [0, 2, 4, 6, 8]
+    assert count_ticks(142) == [0, 50, 100, 150]
+    assert count_ticks(17_358) == [0, 5_000, 10_000, 15_000, 20_000]
+    for top in range(0, 3000, 7):
+        ticks = count_ticks(top)
+        step = ticks[1]
+        assert ticks[-1] >= top and len(ticks) <= 7 and ticks == list(range(0, ticks[-1] + 1, step))
+        assert int(str(step).rstrip("0") or 0) in (1, 2, 5)
+
+
+def test_date_ticks_by_span() -> None:
+    from datetime import date
+
+    from pipeline.figures import date_ticks
+
+    days = date_ticks(date(2020, 10, 1), date(2020, 10, 5))
+    assert [label for _, label in days] == ["2020-10-01", "2020-10-02", "2020-10-03", "2020-10-04", "2020-10-05"]
+    months = date_ticks(date(2019, 8, 20), date(2021, 4, 3))  # the corpus's span
+    assert [label for _, label in months] == ["2019-10", "2020-01", "2020-04", "2020-07", "2020-10",
+                                               "2021-01", "2021-04"]
+    years = date_ticks(date(1995, 1, 1), date(2020, 6, 1))
+    assert len(years) <= 8 and all(label.isdigit() and d.month == 1 and d.day == 1 for d, label in years)
+    for first, last in ((date(2020, 1, 31), date(2020, 3, 2)), (date(2020, 2, 1), date(2020, 2, 1))):
+        ticks = date_ticks(first, last)
+        assert ticks and all(first <= d <= last for d, _ in ticks) and len(ticks) <= 8
+
+
+def _bar_runs(path: Path) -> list[tuple[int, int, int]]:
+    """(y, first x, last x) of the bar-coloured pixels on each image row that has any."""
+    from PIL import Image
+
+    from pipeline.figures import BAR
+
+    image = Image.open(path).convert("RGB")
+    width, height = image.size
+    pixels = image.load()
+    runs = []
+    for y in range(height):
+        xs = [x for x in range(width) if pixels[x, y] == BAR]
+        if xs:
+            runs.append((y, xs[0], xs[-1]))
+    return runs
+
+
+def test_bars_are_as_long_as_their_counts(tmp_path: Path) -> None:
+    from pipeline.figures import _barh
+
+    _barh([("first", 400), ("second", 100)], "t", tmp_path / "bars.png")
+    runs = _bar_runs(tmp_path / "bars.png")
+    top_bar = [r for r in runs if r[0] < runs[0][0] + 16]
+    bottom_bar = [r for r in runs if r[0] > runs[-1][0] - 16]
+    assert top_bar and bottom_bar and top_bar[0][0] < bottom_bar[0][0]  # the first item on top
+    left = top_bar[0][1]
+    assert all(r[1] == left for r in runs)  # every bar starts at the axis
+    long, short = top_bar[0][2] - left, bottom_bar[0][2] - left
+    assert abs(long / short - 4) < 0.1
+
+
+def test_days_without_articles_have_no_column(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from pipeline.figures import BAR, _per_day_figure
+
+    per_day = {"2020-10-01": 10, "2020-10-02": 5, "2020-10-04": 10}  # nothing on the 3rd
+    _per_day_figure(per_day, {"undated": 0}, tmp_path / "days.png")
+    image = Image.open(tmp_path / "days.png").convert("RGB")
+    pixels = image.load()
+    height = {x: sum(pixels[x, y] == BAR for y in range(image.height)) for x in range(image.width)}
+    columns = [x for x, h in height.items() if h]
+    # three days' columns: the 1st and 2nd side by side, a gap (the 3rd), then the 4th
+    runs = [[columns[0]]]
+    for x in columns[1:]:
+        if x == runs[-1][-1] + 1:
+            runs[-1].append(x)
+        else:
+            runs.append([x])
+    assert len(runs) == 2
+    first_two, fourth = runs
+    assert len(fourth) * 1.9 < len(first_two) < len(fourth) * 2.1  # two days wide, one day wide
+    tall = max(height.values())
+    half_height = [height[x] for x in first_two if height[x] < tall * 0.75]
+    assert half_height and all(abs(h - tall / 2) <= 2 for h in half_height)  # 5 articles: half of 10
+    assert all(abs(height[x] - tall) <= 1 for x in fourth)
+
+
+def test_empty_figures_say_so(tmp_path: Path) -> None:
+    empty = {**STATS, "n_articles": 0, "per_day": {}, "per_source_data": {}, "per_section": {}, "source_order": []}
+    write_figures(tmp_path, empty)
+    for rel in FIGURES.values():
+        assert (tmp_path / rel).read_bytes().startswith(b"\x89PNG") and not _bar_runs(tmp_path / rel)
