@@ -201,3 +201,25 @@ def test_cli_starts_openblas_without_a_thread_pool(tmp_path: Path) -> None:
     (tool / "__main__.py").write_text("", encoding="utf-8")
     other = subprocess.run([sys.executable, "-m", "othertool"], capture_output=True, text=True, env=env, timeout=60)
     assert "BLAS=None" in other.stderr, other.stderr
+
+
+def test_cli_build_allocates_nothing_from_mimalloc(tmp_path: Path) -> None:
+    """`python -m pipeline build` makes glibc's malloc Arrow's C++ default too (the Parquet writer
+    and IPC reader allocate from it, not from pyarrow's Python-level pool): no byte from mimalloc."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "sitecustomize.py").write_text(
+        "import atexit, sys\n"
+        "def report():\n"
+        "    if 'pyarrow' in sys.modules:\n"
+        "        import pyarrow as pa\n"
+        "        sys.stderr.write(f'MIMALLOC_MAX={pa.mimalloc_memory_pool().max_memory()}\\n')\n"
+        "atexit.register(report)\n", encoding="utf-8")
+    env = {**{k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"},
+           "PYTHONPATH": f"{probe}{os.pathsep}{REPO}"}
+    cli = [sys.executable, "-m", "pipeline", "build", "--input", str(REPO / "pipeline" / "demo_posts"),
+           "--output", str(tmp_path / "out"), "--workers", "1", "--quiet", "--no-card"]
+    run = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "MIMALLOC_MAX=0" in run.stderr, run.stderr
+    assert (tmp_path / "out" / "articles").is_dir()
