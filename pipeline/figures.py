@@ -76,7 +76,9 @@ class _Canvas:
         _, top, _, bottom = self.draw.textbbox((0, 0), "0Ag", font=font)  # one line height for all texts
         dx = {"left": -left, "center": -(left + right) / 2, "right": -right}[align[0]]
         dy = {"top": -top, "middle": -(top + bottom) / 2, "bottom": -bottom}[align[1]]
-        self.draw.text((round(x + dx), round(y + dy)), text, font=font, fill=INK)
+        # kept inside the canvas: a tick label centred on the plot's first or last day would be clipped
+        x = min(max(x + dx, 2 - left), self.image.width - 2 - right)
+        self.draw.text((round(x), round(y + dy)), text, font=font, fill=INK)
 
     def box(self, x0: float, y0: float, x1: float, y1: float, color: tuple[int, int, int]) -> None:
         self.draw.rectangle((round(x0), round(y0), round(x1), round(y1)), fill=color)
@@ -103,14 +105,15 @@ def count_ticks(top: int, most: int = 6) -> list[int]:
 
 def date_ticks(first: date, last: date, most: int = 8) -> list[tuple[date, str]]:
     """Labelled days for an axis from `first` to `last`: every 1, 2, 7 or 14 days for a short
-    span, else month starts every 1, 2, 3 or 6 months, or year starts, at most `most` of them."""
+    span, else month starts every 1, 2, 3 or 6 months, or year starts every 1 to 100 years; at
+    most `most` of them (for spans up to 800 years: the parser's dates are 1995-2100)."""
     span = (last - first).days + 1
     for days in (1, 2, 7, 14):
         if -(-span // days) <= most:
             return [(first + timedelta(n), (first + timedelta(n)).isoformat()) for n in range(0, span, days)]
     month = first.year * 12 + first.month - 1 + (first.day != 1)  # the first month start on the axis
     ticks: list[date] = []
-    for months in (1, 2, 3, 6, 12, 24, 60, 120):
+    for months in (1, 2, 3, 6, 12, 24, 60, 120, 240, 600, 1200):
         m = -(-month // months) * months
         ticks = []
         while (day := date(m // 12, m % 12 + 1, 1)) <= last:

@@ -445,10 +445,15 @@ def test_external_entities(tmp_path: Path) -> None:
         assert "前文" in row["text"] and "後文" in row["text"]
 
 
-def test_doctype_internal_subset_leaves_no_text() -> None:
-    body = '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><div><p>前文後文</p></div>'
+@pytest.mark.parametrize("before, inside", [
+    ("", ""),
+    ("<p>" + "中" * 700 + "</p>", ""),  # 700 characters in, but 2,100 bytes: still looked for by characters
+    ("", "\u3000"),  # Unicode whitespace after the subset
+])
+def test_doctype_internal_subset_leaves_no_text(before: str, inside: str) -> None:
+    body = f'{before}<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]{inside}><div><p>前文後文</p></div>'
     kind, row = process_post("x.md", post(body=body).encode())
-    assert row["paragraphs"] == ["前文後文"]
+    assert row["paragraphs"][-1:] == ["前文後文"] and not any("]" in p for p in row["paragraphs"])
 
 
 # -- size ---------------------------------------------------------------------------------

@@ -216,8 +216,32 @@ def test_days_without_articles_have_no_column(tmp_path: Path) -> None:
     assert all(abs(height[x] - tall) <= 1 for x in fourth)
 
 
+def _inked_rows(path: Path) -> list[int]:
+    """Image rows holding any pixel that is not white."""
+    from PIL import Image
+
+    image = Image.open(path).convert("RGB")
+    pixels = image.load()
+    return [y for y in range(image.height) if any(pixels[x, y] != (255, 255, 255) for x in range(image.width))]
+
+
 def test_empty_figures_say_so(tmp_path: Path) -> None:
     empty = {**STATS, "n_articles": 0, "per_day": {}, "per_source_data": {}, "per_section": {}, "source_order": []}
     write_figures(tmp_path, empty)
     for rel in FIGURES.values():
         assert (tmp_path / rel).read_bytes().startswith(b"\x89PNG") and not _bar_runs(tmp_path / rel)
+        # the title and, below it, the message that there is nothing to show
+        assert max(_inked_rows(tmp_path / rel)) > 40
+
+
+def test_labels_stay_inside_the_image(tmp_path: Path) -> None:
+    """The first day's tick label is centred on the plot's left edge: it is moved in, not cut."""
+    from PIL import Image
+
+    from pipeline.figures import _per_day_figure
+
+    _per_day_figure({"2020-01-01": 1, "2020-01-02": 1}, {"undated": 0}, tmp_path / "d.png")
+    image = Image.open(tmp_path / "d.png").convert("RGB")
+    pixels = image.load()
+    for x in (0, 1, image.width - 2, image.width - 1):
+        assert all(pixels[x, y] == (255, 255, 255) for y in range(image.height)), x

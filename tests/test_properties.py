@@ -12,7 +12,14 @@ from pipeline.cna.credits import find_credit_block, parse_credit_line
 from pipeline.cna.dateline import parse_dateline
 from pipeline.cna.markup import CNA_RULES
 from pipeline.errors import Reject
-from pipeline.parse import decode_post, parse_front_matter, parse_post
+from pipeline.parse import (
+    decode_post,
+    parse_epoch_comment,
+    parse_front_matter,
+    parse_post,
+    split_post,
+    strip_title_link,
+)
 from pipeline.process import process_post
 from pipeline.schema import REJECT_REASONS, WARNING_CODES
 
@@ -37,8 +44,11 @@ def _check_parse(raw: bytes) -> None:
         return
     assert set(parsed["warnings"]) <= set(WARNING_CODES)
     assert isinstance(parsed["url"], str)
-    # the body is UTF-8 bytes of the decoded post's tail, whichever way the post was decoded
-    assert decode_post(raw)[0].endswith(parsed["body_html"].decode("utf-8"))
+    # the body is the UTF-8 encoding of the decoded post's body, whichever way the post was
+    # decoded (a slice of the raw bytes when they were clean UTF-8): the text stages, done again
+    _front, rest = split_post(decode_post(raw)[0])
+    body = strip_title_link(parse_epoch_comment(rest)[1])
+    assert parsed["body_html"] == body.encode("utf-8", "replace")
 
 
 @FAST
