@@ -1,7 +1,7 @@
 """The dataset card's figures: plain counts in, PNG files (and their counts as JSON) out.
 
 Three simple charts (bars, axes, labels), drawn with Pillow on a canvas. matplotlib drew them
-before; its import and drawing took about 0.8 s of CPU, an eighth of a whole build on 2 cores,
+before; its import and drawing took 0.9-1.0 s of CPU, an eighth of a whole build on 2 cores,
 for charts that need none of its machinery (the notebooks still use matplotlib). No pyarrow here:
 the build hands the counts over as plain Python values. `FigureJob` is a process forked when the
 build starts, which draws while the articles are written.
@@ -54,8 +54,8 @@ def _capped(items: list[tuple[str, int]], cap: int = MAX_BARS) -> list[tuple[str
 
 
 class _Canvas:
-    """A white PNG canvas with Pillow's own font (embedded in Pillow: the same on every machine),
-    and text placed by its box: `align` is horizontal ("left", "center", "right") and vertical
+    """A white PNG canvas with Pillow's own font (embedded in Pillow, so the PNG bytes are the same
+    wherever the pinned Pillow is installed), and text placed by its box: `align` is horizontal ("left", "center", "right") and vertical
     ("top", "middle", "bottom") position of the point given."""
 
     def __init__(self, width: int, height: int) -> None:
