@@ -55,8 +55,9 @@ def _capped(items: list[tuple[str, int]], cap: int = MAX_BARS) -> list[tuple[str
 
 class _Canvas:
     """A white PNG canvas with Pillow's own font (embedded in Pillow, so the PNG bytes are the same
-    wherever the pinned Pillow is installed), and text placed by its box: `align` is horizontal ("left", "center", "right") and vertical
-    ("top", "middle", "bottom") position of the point given."""
+    wherever the pinned Pillow is installed), and text placed by its box: `align` gives the
+    horizontal ("left", "center", "right") and vertical ("top", "middle", "bottom") position of
+    the point given."""
 
     def __init__(self, width: int, height: int) -> None:
         from PIL import Image, ImageDraw, ImageFont
@@ -65,15 +66,18 @@ class _Canvas:
         self.draw = ImageDraw.Draw(self.image)
         self.font = ImageFont.load_default(size=FONT_PX)
         self.title_font = ImageFont.load_default(size=TITLE_PX)
+        # one line's top and bottom per font, for every text (measured once)
+        self.line_box = {font: self.draw.textbbox((0, 0), "0Ag", font=font)[1::2]
+                         for font in (self.font, self.title_font)}
 
-    def width_of(self, text: str, title: bool = False) -> int:
-        left, _, right, _ = self.draw.textbbox((0, 0), text, font=self.title_font if title else self.font)
+    def width_of(self, text: str) -> int:
+        left, _, right, _ = self.draw.textbbox((0, 0), text, font=self.font)
         return int(right - left)
 
     def text(self, x: float, y: float, text: str, align: tuple[str, str], title: bool = False) -> None:
         font = self.title_font if title else self.font
         left, _, right, _ = self.draw.textbbox((0, 0), text, font=font)
-        _, top, _, bottom = self.draw.textbbox((0, 0), "0Ag", font=font)  # one line height for all texts
+        top, bottom = self.line_box[font]
         dx = {"left": -left, "center": -(left + right) / 2, "right": -right}[align[0]]
         dy = {"top": -top, "middle": -(top + bottom) / 2, "bottom": -bottom}[align[1]]
         # kept inside the canvas: a tick label centred on the plot's first or last day would be clipped
