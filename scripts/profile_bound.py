@@ -36,31 +36,31 @@ sys.path.insert(0, str(ROOT))
 VARIANTS = ("full", "html-only", "no-html")
 
 ONE_BUILD = """
-import sys
-variant, corpus, out, cache = sys.argv[1:5]
 import re
+import sys
+
+import pyarrow as pa
+
 import pipeline.batches
-EPOCH_RE = re.compile(rb"<!--(\\d{1,15})-->")
 from pipeline.clean import clean_body
 from pipeline.cna.markup import CNA_RULES
+from pipeline.schema import SHARD_SCHEMA
+
+variant, corpus, out, cache = sys.argv[1:5]
+EPOCH_RE = re.compile(rb"<!--(\\d{1,15})-->")
+# every shard column empty: null, or [] for lists (so a schema change does not break the stub)
+EMPTY = {f.name: [] if pa.types.is_list(f.type) else None for f in SHARD_SCHEMA}
+NO_HTML = {"paragraphs": [], "images": [], "related": [], "warnings": []}
 
 def stub_post(source_path, raw, content_sha256=None):
     # the publish time (as the parse stage reads it): the dataset keeps the real row order, so
     # the write gathers rows from the shards as it does in a real build
     m = EPOCH_RE.search(raw, 0, 4096)
     at = raw.find(b"<div")
-    body = raw[at:] if at >= 0 else b""
-    cleaned = (clean_body(body, CNA_RULES) if variant == "html-only"
-               else {"paragraphs": [], "images": [], "related": [], "warnings": []})
-    return "article", {
-        "article_id": content_sha256[:16], "source": "stub", "url": None, "section": None, "title": None,
-        "published_at": int(m.group(1)) if m else None, "feed_date": None, "paragraphs": cleaned["paragraphs"], "dateline": None,
-        "dateline_place": None, "dateline_day": None, "dateline_kind": None, "reporters": [],
-        "credit_line": None, "credits": [], "translators": [], "reviewers": [], "editors": [],
-        "compilers": [], "roc_code": None, "roc_date": None, "images": cleaned["images"],
-        "related": cleaned["related"], "warnings": cleaned["warnings"], "source_path": source_path,
-        "content_sha256": content_sha256,
-    }
+    cleaned = clean_body(raw[at:] if at >= 0 else b"", CNA_RULES) if variant == "html-only" else NO_HTML
+    return "article", {**EMPTY, **cleaned, "article_id": content_sha256[:16], "source": "stub",
+                       "published_at": int(m.group(1)) if m else None, "source_path": source_path,
+                       "content_sha256": content_sha256}
 
 if variant != "full":
     pipeline.batches.process_post = stub_post
