@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.cache import ShardStore
-from pipeline.discover import InputItem, read_capped, read_item
+from pipeline.discover import InputItem, read_item
 from pipeline.errors import Reject
 from pipeline.process import process_post, reject_row
 from pipeline.schema import PIPELINE_VERSION, SHARD_SCHEMA
@@ -306,17 +306,4 @@ def process_batch(batch: Batch, settings: BatchSettings) -> tuple[bytes | None, 
 
 def _read(item: InputItem, max_bytes: int, zips: dict[str, zipfile.ZipFile]) -> bytes:
     """Read an item, keeping zip archives open for the whole batch (one central directory read)."""
-    if item.locator[0] != "zip":
-        return read_item(item, max_bytes)
-    if item.size is not None and item.size > max_bytes:
-        raise Reject("too_large", f"{item.size} bytes > limit {max_bytes} (--max-bytes)")
-    path, member = item.locator[1], item.locator[2]
-    try:
-        archive = zips.get(path) or zips.setdefault(path, zipfile.ZipFile(path))
-        with archive.open(member) as fh:
-            data = read_capped(fh.read, max_bytes, item.size)
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise Reject("unreadable", f"{type(exc).__name__}: {exc}") from exc
-    if len(data) > max_bytes:
-        raise Reject("too_large", f"more than {max_bytes} bytes (--max-bytes)")
-    return data
+    return read_item(item, max_bytes, zips)

@@ -30,7 +30,7 @@ from pipeline.batches import (
 )
 from pipeline.cache import ShardStore
 from pipeline.card import CARD_COLUMNS, figure_stats, value_counts, write_dataset_card
-from pipeline.discover import discover_counted, input_kind, is_url
+from pipeline.discover import DEFAULT_MAX_BYTES, discover_counted, input_kind, is_url
 from pipeline.errors import BuildError
 from pipeline.figures import FigureJob
 from pipeline.output import prepare_staging, publish, publish_remote, remove_leftovers
@@ -46,7 +46,6 @@ from pipeline.write import (
     write_table,
 )
 
-DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 UNKNOWN_SOURCE = "(unknown)"
 
 
@@ -176,7 +175,7 @@ def _build_holding(opts: BuildOptions, figures: FigureJob | None, t_start: float
 
     t0 = time.perf_counter()
     # items are made as batches are cut; counted up front only for a progress display
-    total, items_iter = discover_counted(opts.input, count=opts.progress is not None)
+    total, items_iter = discover_counted(opts.input, count=opts.progress is not None, max_bytes=opts.max_bytes)
     timings["discover"] = time.perf_counter() - t0
 
     order: list[str] = []  # content keys of every batch (sorted below: output order never depends on it)

@@ -9,24 +9,39 @@ yielded, with an error locator, so it ends as a reject instead of vanishing.
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
+import lzma
 import os
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from pipeline.errors import BuildError, Reject
 
 POST_SUFFIX = ".md"
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024  # --max-bytes when not given
+
+# What reading one post may raise that means "this post cannot be read" (reject `unreadable`), for
+# every reader: I/O errors, a file or archive that changed since discovery (IndexError: the entry is
+# gone), and a corrupt, truncated, encrypted (RuntimeError) or oddly compressed (NotImplementedError)
+# zip member, or one whose local header holds a name flagged UTF-8 that is not (UnicodeDecodeError).
+UNREADABLE_ERRORS: tuple[type[Exception], ...] = (
+    OSError, EOFError, IndexError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError,
+    UnicodeDecodeError)
+# What a corrupt or truncated tar or gzip stream may raise: the whole archive is unusable (BuildError).
+_TAR_ERRORS: tuple[type[Exception], ...] = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError)
 
 
 @dataclass
 class InputItem:
-    """One discovered post. `locator` says how a worker reads it:
-    ('file', path) | ('zip', archive, member) | ('bytes', data) | ('fsspec', url) | ('error', reason, detail).
+    """One discovered post. `locator` says how a worker reads it: ('file', path) |
+    ('zip', archive, member name, index in infolist()) | ('bytes', data) | ('fsspec', url) |
+    ('error', reason, detail).
     `signature` is a cheap change detector (size, mtime, inode) for local files, else None."""
 
     source_path: str
@@ -57,15 +72,17 @@ def input_kind(path: str) -> str:
     raise BuildError(f"input not found or not a folder, .zip, .tar.gz or .md file: {path}")
 
 
-def discover(path: str) -> Iterator[InputItem]:
+def discover(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[InputItem]:
     """Every post under `path`, in a stable order. Raises BuildError when the input is unusable."""
-    return discover_counted(path)[1]
+    return discover_counted(path, max_bytes=max_bytes)[1]
 
 
-def discover_counted(path: str, count: bool = True) -> tuple[int | None, Iterator[InputItem]]:
+def discover_counted(path: str, count: bool = True,
+                     max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[int | None, Iterator[InputItem]]:
     """(number of posts when known up front, the posts). Items are made lazily, so a build
     holds only those in flight, not one object per post of the whole archive. `count=False`
-    skips the counting walk of a folder (only a progress bar needs the number)."""
+    skips the counting walk of a folder (only a progress bar needs the number). `max_bytes` is
+    the build's size limit: tar members, read here, are read no further than it."""
     kind = input_kind(path)
     if path.startswith("file://"):
         path = path[len("file://"):]
@@ -74,24 +91,37 @@ def discover_counted(path: str, count: bool = True) -> tuple[int | None, Iterato
             raise BuildError(f"input folder is not readable: {path}")
         # a first walk counts (for the progress bar) by the same rule, holding nothing
         total = sum(1 for _ in _walk_sorted(path, "")) if count else None
-        return total, (_local_item(rel, os.path.join(path, rel)) for rel in _walk_sorted(path, ""))
-    return None, _discover_other(kind, path)
+        return total, (_folder_item(path, rel, error) for rel, error in _walk_sorted(path, ""))
+    return None, _discover_other(kind, path, max_bytes)
 
 
-def _discover_other(kind: str, path: str) -> Iterator[InputItem]:
+def _discover_other(kind: str, path: str, max_bytes: int) -> Iterator[InputItem]:
     if kind == "file":
         yield _local_item(os.path.basename(path), path)
     elif kind == "zip":
         yield from _discover_zip(path)
     elif kind == "tar":
-        yield from _discover_tar(path)
+        yield from _discover_tar(path, max_bytes)
     else:
         yield from _discover_fsspec(path)
 
 
 def printable_path(rel: str) -> str:
-    """File names are bytes on Linux: undecodable ones are shown with U+FFFD, not lost."""
-    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """File names are bytes on Linux (Python holds undecodable bytes as lone surrogates, which no
+    UTF-8 text can carry). Such a name shows each undecodable byte as `\\xNN` and its backslashes
+    doubled, so no two such names share a path; a decodable name is left as it is."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        escaped = rel.replace("\\", "\\\\").encode("utf-8", "surrogateescape")
+        return escaped.decode("utf-8", "backslashreplace")
+    return rel
+
+
+def _folder_item(root: str, rel: str, listing_error: str | None) -> InputItem:
+    if listing_error is not None:
+        return InputItem(printable_path(rel), ("error", "unreadable", listing_error))
+    return _local_item(rel, os.path.join(root, rel))
 
 
 def _local_item(rel: str, full: str) -> InputItem:
@@ -108,17 +138,21 @@ def _local_item(rel: str, full: str) -> InputItem:
     return InputItem(rel, ("file", full), st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino))
 
 
-def _walk_sorted(root: str, rel_dir: str) -> Iterator[str]:
-    """Relative paths ('/'-separated) of every *.md entry under root/rel_dir, in the order a sort
-    of all the paths would give, one folder listing in memory at a time (not every path of the
+def _walk_sorted(root: str, rel_dir: str) -> Iterator[tuple[str, str | None]]:
+    """(relative path ('/'-separated), None) of every *.md entry under root/rel_dir, in the order a
+    sort of all the paths would give, one folder listing in memory at a time (not every path of the
     archive). A folder sorts by its name + "/" (its paths' prefix); a folder named *.md is
     itself an entry too (reported as not a file), just before anything inside it. Symbolic
-    links to folders are entries, never descended into."""
+    links to folders are entries, never descended into. A subfolder that cannot be listed is
+    (its path + "/", why): its posts cannot be named, so it is accounted for as one reject."""
     try:
         with os.scandir(os.path.join(root, rel_dir) if rel_dir else root) as it:
             entries = list(it)
-    except OSError:
-        return  # unreadable folder: skipped, as os.walk does
+    except OSError as exc:
+        if not rel_dir:
+            raise BuildError(f"input folder is not readable: {root}") from exc
+        yield rel_dir, f"the folder could not be listed: {exc.strerror or exc}"
+        return
     keyed: list[tuple[str, bool, str]] = []  # (sort key, descend?, name)
     for entry in entries:
         name = entry.name
@@ -135,49 +169,85 @@ def _walk_sorted(root: str, rel_dir: str) -> Iterator[str]:
         if descend:
             yield from _walk_sorted(root, rel_dir + name + "/")
         else:
-            yield rel_dir + name
+            yield rel_dir + name, None
 
 
 def _discover_zip(path: str) -> Iterator[InputItem]:
     try:
         archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
+    # a damaged central directory may also claim an unknown zip version or hold a name flagged UTF-8 that is not
+    except (OSError, zipfile.BadZipFile, NotImplementedError, UnicodeDecodeError) as exc:
         raise BuildError(f"cannot open zip archive {path}: {exc}") from exc
     with archive:
-        infos = sorted(archive.infolist(), key=lambda i: i.filename)
-    for info in infos:
+        # by index, not name: an archive may hold two entries of one name (sorted() keeps their order)
+        infos = sorted(enumerate(archive.infolist()), key=lambda pair: pair[1].filename)
+    for index, info in infos:
         name = info.filename
         if name.endswith("/"):
             if name.rstrip("/").endswith(POST_SUFFIX):
                 yield InputItem(name.rstrip("/"), ("error", "not_a_file", "a folder named *.md in the archive"))
             continue
         if name.endswith(POST_SUFFIX):
-            yield InputItem(name, ("zip", os.path.abspath(path), name), info.file_size,
+            yield InputItem(name, ("zip", os.path.abspath(path), name, index), info.file_size,
                             (info.file_size, info.CRC))
 
 
-def _discover_tar(path: str) -> Iterator[InputItem]:
-    """Streams the archive once: members are read here and shipped as bytes."""
-    try:
-        archive = tarfile.open(path, mode="r|*")
-    except (OSError, tarfile.TarError) as exc:
-        raise BuildError(f"cannot open tar archive {path}: {exc}") from exc
-    with archive:
+class _EndTarInfo(tarfile.TarInfo):
+    """Records on its archive the header error that ended it: tarfile ends its iteration silently on
+    an empty, truncated or invalid header after the first, as on the zero end-of-archive block."""
+
+    @classmethod
+    def fromtarfile(cls, archive: tarfile.TarFile) -> tarfile.TarInfo:
         try:
-            for member in archive:
-                name = member.name
-                if not name.endswith(POST_SUFFIX):
-                    continue
-                if member.isdir():
-                    yield InputItem(name, ("error", "not_a_file", "a folder named *.md in the archive"))
-                elif not member.isfile():
-                    yield InputItem(name, ("error", "not_a_file", "a link or special file in the archive"))
-                else:
-                    fh = archive.extractfile(member)
-                    data = fh.read() if fh is not None else b""
-                    yield InputItem(name, ("bytes", data), len(data), None, hashlib.sha256(data).hexdigest())
-        except tarfile.TarError as exc:
-            raise BuildError(f"tar archive {path} is corrupt: {exc}") from exc
+            return super().fromtarfile(archive)
+        except tarfile.HeaderError as exc:
+            if isinstance(archive, _CheckedTarFile):
+                archive.end = exc
+            raise
+
+
+class _CheckedTarFile(tarfile.TarFile):
+    tarinfo = _EndTarInfo
+    end: tarfile.HeaderError | None = None  # why iteration stopped; only EOFHeaderError is a proper end
+
+
+def _discover_tar(path: str, max_bytes: int) -> Iterator[InputItem]:
+    """Streams the archive once: members are read here and shipped as bytes. A corrupt or truncated
+    archive fails the build (BuildError): the posts after the damage cannot be named."""
+    try:
+        raw = open(path, "rb")
+    except OSError as exc:
+        raise BuildError(f"cannot open tar archive {path}: {exc}") from exc
+    with raw:
+        try:
+            yield from _tar_items(raw, max_bytes)
+        except _TAR_ERRORS as exc:
+            raise BuildError(f"tar archive {path} is corrupt or truncated: {exc}") from exc
+
+
+def _tar_items(raw: IO[bytes], max_bytes: int) -> Iterator[InputItem]:
+    # gzip through the gzip module: tarfile's own stream decompresses each 10 KiB read whole (10 MB
+    # from 10 KiB of zeros) and takes a cut inside the gzip header for a TypeError
+    gzipped = raw.read(2) == b"\x1f\x8b"
+    raw.seek(0)
+    stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+    with stream, _CheckedTarFile.open(fileobj=stream, mode="r|" if gzipped else "r|*") as archive:
+        for member in archive:
+            name = printable_path(member.name)
+            if not name.endswith(POST_SUFFIX):
+                continue
+            if member.isdir():
+                yield InputItem(name, ("error", "not_a_file", "a folder named *.md in the archive"))
+            elif not member.isfile():
+                yield InputItem(name, ("error", "not_a_file", "a link or special file in the archive"))
+            elif member.size > max_bytes:  # rejected by its header's size: its bytes are skipped, never held
+                yield InputItem(name, ("error", "too_large", _too_large(member.size, max_bytes)), member.size)
+            else:
+                fh = archive.extractfile(member)
+                data = read_capped(fh.read, max_bytes, member.size) if fh is not None else b""
+                yield InputItem(name, ("bytes", data), len(data), None, hashlib.sha256(data).hexdigest())
+        if not isinstance(archive.end, tarfile.EOFHeaderError):
+            raise tarfile.ReadError(f"no end-of-archive block ({archive.end or 'stopped early'})")
 
 
 def _discover_fsspec(url: str) -> Iterator[InputItem]:
@@ -193,7 +263,7 @@ def _discover_fsspec(url: str) -> Iterator[InputItem]:
         info = entries[full]
         if not full.endswith(POST_SUFFIX):
             continue
-        rel = full[len(root):].lstrip("/")
+        rel = printable_path(full[len(root):].lstrip("/"))
         if info.get("type") == "directory":
             yield InputItem(rel, ("error", "not_a_file", "a folder named *.md"))
         else:
@@ -230,22 +300,27 @@ def read_file(path: str, max_bytes: int, size_hint: int | None) -> bytes:
         os.close(fd)
 
 
-def read_item(item: InputItem, max_bytes: int) -> bytes:
-    """The raw bytes of a discovered post. Raises Reject (too_large, unreadable, not_a_file)."""
+def read_item(item: InputItem, max_bytes: int, zips: dict[str, zipfile.ZipFile] | None = None) -> bytes:
+    """The raw bytes of a discovered post. Raises Reject (too_large, unreadable, not_a_file).
+    `zips` keeps zip archives open from one call to the next (a batch reads each central directory
+    once); the caller closes them."""
     loc = item.locator
     kind = loc[0]
     if kind == "error":
         raise Reject(loc[1], loc[2])
     if item.size is not None and item.size > max_bytes:
-        raise Reject("too_large", f"{item.size} bytes > limit {max_bytes} (--max-bytes)")
+        raise Reject("too_large", _too_large(item.size, max_bytes))
     try:
         if kind == "bytes":
             data = loc[1]
         elif kind == "file":
             data = read_file(loc[1], max_bytes, item.size)
+        elif kind == "zip" and zips is None:
+            with zipfile.ZipFile(loc[1]) as archive:
+                data = _read_zip_entry(archive, loc, max_bytes, item.size)
         elif kind == "zip":
-            with zipfile.ZipFile(loc[1]) as archive, archive.open(loc[2]) as fh:
-                data = read_capped(fh.read, max_bytes, item.size)
+            archive = zips.get(loc[1]) or zips.setdefault(loc[1], zipfile.ZipFile(loc[1]))
+            data = _read_zip_entry(archive, loc, max_bytes, item.size)
         elif kind == "fsspec":
             import fsspec
 
@@ -253,8 +328,21 @@ def read_item(item: InputItem, max_bytes: int) -> bytes:
                 data = fh.read(max_bytes + 1)
         else:
             raise Reject("unreadable", f"unknown locator {kind!r}")
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except UNREADABLE_ERRORS as exc:
         raise Reject("unreadable", f"{type(exc).__name__}: {exc}") from exc
     if len(data) > max_bytes:
         raise Reject("too_large", f"more than {max_bytes} bytes (--max-bytes)")
     return data
+
+
+def _read_zip_entry(archive: zipfile.ZipFile, loc: tuple[Any, ...], max_bytes: int, size_hint: int | None) -> bytes:
+    """The entry discovery saw, by its index: a name may stand for two entries."""
+    info = archive.infolist()[loc[3]]
+    if info.filename != loc[2]:
+        raise Reject("unreadable", "the archive changed since discovery")
+    with archive.open(info) as fh:
+        return read_capped(fh.read, max_bytes, size_hint)
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return f"{size} bytes > limit {max_bytes} (--max-bytes)"

@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
-from pipeline.discover import discover_counted, read_item
+from pipeline.build import BuildOptions, build
+from pipeline.discover import discover_counted, printable_path, read_item
 from pipeline.errors import Reject
 
 
@@ -38,8 +40,7 @@ def test_walk_order_equals_a_global_sort(tmp_path: Path) -> None:
 
     total, items = discover_counted(str(tmp_path))
     paths = [i.source_path for i in items]
-    reference = [p.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                 for p in _sorted_reference(tmp_path)]
+    reference = [printable_path(p) for p in _sorted_reference(tmp_path)]
     assert paths == reference
     assert total == len(reference) == 16
     uncounted, again = discover_counted(str(tmp_path), count=False)  # no progress bar: no counting walk
@@ -78,3 +79,68 @@ def test_pandas_probe_skipped_but_pandas_still_usable() -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(repo)})
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def _lock_folder(monkeypatch: pytest.MonkeyPatch, locked: Path) -> None:
+    """os.scandir fails on `locked` as on a mode-000 folder for a non-root user."""
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> object:
+        if os.path.normpath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_unlistable_subfolder_is_an_unreadable_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for f in ["a.md", "locked/x.md", "locked/y.md", "z/b.md"]:
+        (tmp_path / f).parent.mkdir(exist_ok=True)
+        (tmp_path / f).write_text("x", encoding="utf-8")
+    _lock_folder(monkeypatch, tmp_path / "locked")
+    total, items = discover_counted(str(tmp_path))
+    found = {i.source_path: i.locator for i in items}
+    assert list(found) == ["a.md", "locked/", "z/b.md"] and total == 3
+    assert found["locked/"][:2] == ("error", "unreadable")
+    assert "could not be listed" in found["locked/"][2]
+
+
+def test_unlistable_subfolder_is_a_reject_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inp = tmp_path / "in"
+    (inp / "sub" / "locked").mkdir(parents=True)
+    (inp / "sub" / "locked" / "x.md").write_text("x", encoding="utf-8")
+    (inp / "a.md").write_text("x", encoding="utf-8")
+    _lock_folder(monkeypatch, inp / "sub" / "locked")
+    out = tmp_path / "out"
+    manifest = build(BuildOptions(input=str(inp), output=str(out), cache_dir=str(tmp_path / "cache"), workers=1,
+                                  write_card=False))
+    rows = {r["source_path"]: r for r in pq.read_table(out / "rejects.parquet").to_pylist()}
+    assert rows["sub/locked/"]["reason"] == "unreadable"
+    assert "could not be listed" in rows["sub/locked/"]["detail"]
+    c = manifest["counts"]
+    assert c["inputs"] == 2 == c["articles"] + c["rejects"] + c["duplicates"]
+
+
+def test_mode_000_subfolder_is_a_reject(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("running as root: a mode-000 folder can still be listed")
+    locked = tmp_path / "in" / "locked"
+    locked.mkdir(parents=True)
+    (locked / "x.md").write_text("x", encoding="utf-8")
+    locked.chmod(0)
+    try:
+        found = {i.source_path: i.locator for i in discover_counted(str(tmp_path / "in"))[1]}
+    finally:
+        locked.chmod(0o700)
+    assert found == {"locked/": ("error", "unreadable", found["locked/"][2])}
+
+
+def test_undecodable_file_names_stay_distinct(tmp_path: Path) -> None:
+    # also where an escape could read like a literal backslash sequence of another name
+    for raw in (b"f\xff.md", b"f\xfe.md", b"\\xff\xfe.md", b"\xff\\xfe.md"):
+        with open(os.path.join(os.fsencode(tmp_path), raw), "wb") as fh:
+            fh.write(b"x")
+    paths = [i.source_path for i in discover_counted(str(tmp_path))[1]]
+    assert len(set(paths)) == 4 and "f\\xff.md" in paths
+    for p in paths:
+        p.encode("utf-8")  # valid text: no lone surrogates
