@@ -131,6 +131,14 @@ def test_legacy_encodings(tmp_path: Path, codec: str) -> None:
     assert row["paragraphs"] == PARAS and row["title"] == "英國宣布新措施"
 
 
+def test_windows_big5_with_euro_sign(tmp_path: Path) -> None:
+    # cp950, Windows' Big5, has € (0xA3E1), which the big5 codec lacks: not to be read as GB18030
+    body = "<div><p>倫敦消息，油價每桶漲到80€。</p><p>措施下週一生效。</p></div>"
+    row = only_article(run_build(tmp_path, {"w.md": post(body=body).encode("cp950")}), "w.md", ["decoded_legacy"])
+    assert row["paragraphs"] == ["倫敦消息，油價每桶漲到80€。", "措施下週一生效。"]
+    assert row["title"] == "英國宣布新措施"
+
+
 @pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"], ids=["bom", "le-no-bom", "be-no-bom"])
 def test_utf16(tmp_path: Path, codec: str) -> None:
     row = only_article(run_build(tmp_path, {"u.md": post().encode(codec)}), "u.md", ["decoded_utf16"])
@@ -286,6 +294,49 @@ def test_yaml_alias_bomb(tmp_path: Path) -> None:
 def test_yaml_alias_in_url(tmp_path: Path) -> None:
     fm = f"u: &u [{URL}]\nfrom: *u\nauthor: BBC\ndate: 2020-09-30T23:58:08.000Z"
     only_reject(run_build(tmp_path, {"a.md": post(fm)}), "a.md", "no_url")
+
+
+def test_deeply_nested_yaml_value_is_no_crash(tmp_path: Path) -> None:
+    # 30,000 open brackets (30 KB, under the front matter limit): PyYAML's C loader crashed the
+    # whole process on this; the post must build like any other broken front matter
+    fm = front(title="'單引號標題'", url=URL + "-deep", extra="x: " + "[" * 30_000)
+    kind, row = process_post("deep.md", post(fm).encode())
+    assert kind == "article", row
+    assert row["warnings"] == ["front_matter_fallback"] and row["title"] == "單引號標題"
+    res = run_build(tmp_path, {"deep.md": post(fm), "ok.md": post()})
+    assert set(res["articles"]) == {"deep.md", "ok.md"} and res["rejects"] == {}
+
+
+@pytest.mark.parametrize("extra, date", [
+    ("", "2020-02-30"),  # no such day: the YAML timestamp constructor raises ValueError
+    ("", "2020-10-01T25:00:00Z"),
+    ("", "0000-01-01"),
+    ("x: !!int abc", None),
+    ("x: !!float abc", None),
+    ("x: " + "1" * 5000, None),  # an int of over 4,300 digits: ValueError on conversion
+], ids=["feb-30", "hour-25", "year-0", "int-tag", "float-tag", "huge-int"])
+def test_yaml_values_the_loader_refuses(tmp_path: Path, extra: str, date: str | None) -> None:
+    fm = front(title="'單引號標題'", extra=extra) if date is None else front(title="'單引號標題'", date=date)
+    kind, row = process_post("v.md", post(fm).encode())
+    assert kind == "article", row
+    assert row["warnings"][0] == "front_matter_fallback"
+    assert row["title"] == "單引號標題" and row["url"] == URL and row["paragraphs"] == PARAS
+    assert (row["feed_date"] is None) == (date is not None)
+
+
+def test_control_characters_from_yaml_escapes(tmp_path: Path) -> None:
+    fm = front(title=r'"英國\0宣布\x1b新措施"', author=r'"BBC\x07"')
+    row = only_article(run_build(tmp_path, {"c.md": post(fm)}), "c.md", ["control_chars_removed"])
+    assert row["title"] == "英國宣布新措施" and row["source"] == "BBC"
+
+
+def test_repeated_key_in_broken_yaml_keeps_the_last_as_yaml_does(tmp_path: Path) -> None:
+    # unescaped quotes make the YAML invalid: the line reader takes over, and agrees with YAML
+    fm = front(title='"他說"不"就是不"', author="BBC", extra="author: RFI")
+    row = only_article(run_build(tmp_path, {"k.md": post(fm)}), "k.md", ["front_matter_fallback"])
+    (tmp_path / "valid").mkdir()
+    valid = only_article(run_build(tmp_path / "valid", {"k.md": post(front(extra="author: RFI"))}), "k.md", [])
+    assert row["source"] == valid["source"] == "RFI"
 
 
 @pytest.mark.parametrize(("epoch", "code"), [
@@ -449,11 +500,25 @@ def test_external_entities(tmp_path: Path) -> None:
     ("", ""),
     ("<p>" + "中" * 700 + "</p>", ""),  # 700 characters in, but 2,100 bytes: still looked for by characters
     ("", "\u3000"),  # Unicode whitespace after the subset
+    ("<p>" + "中" * 3000 + "</p>", ""),  # anywhere in the body, not only near its start
+    ("", "".join(f'<!ENTITY e{i} "{i}">' for i in range(200))),  # a subset of over 2,048 characters
+    ('<!DOCTYPE y [<!ENTITY f "f">]>', ""),  # two of them
 ])
 def test_doctype_internal_subset_leaves_no_text(before: str, inside: str) -> None:
-    body = f'{before}<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]{inside}><div><p>前文後文</p></div>'
+    if inside.startswith("<!ENTITY"):  # more declarations inside the subset
+        body = f'{before}<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">{inside}]><div><p>前文後文</p></div>'
+    else:
+        body = f'{before}<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]{inside}><div><p>前文後文</p></div>'
     kind, row = process_post("x.md", post(body=body).encode())
     assert row["paragraphs"][-1:] == ["前文後文"] and not any("]" in p for p in row["paragraphs"])
+
+
+def test_many_unclosed_doctypes_are_no_trap() -> None:
+    # 100,000 DOCTYPEs whose subset never closes: only a bounded number are looked at, each over a
+    # bounded length, so the post is built (its text kept) instead of costing quadratic time
+    body = "<div><p>前文</p>" + "<!DOCTYPE x [<!ENTITY e 'x'>" * 100_000 + "<p>後文</p></div>"
+    kind, row = process_post("x.md", post(body=body).encode())
+    assert kind == "article" and row["paragraphs"][0] == "前文"
 
 
 # -- size ---------------------------------------------------------------------------------
