@@ -11,11 +11,23 @@ from pipeline.errors import BuildError
 
 
 def _parse_size(text: str) -> int:
+    """A byte count such as 8MiB, 500k or 1048576; at least 1 (a limit of 0 rejects every post)."""
     units = {"k": 1024, "m": 1024**2, "g": 1024**3}
     text = text.strip().lower().removesuffix("b").removesuffix("i")
     if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+        size = int(float(text[:-1]) * units[text[-1]])
+    else:
+        size = int(text)
+    if size < 1:
+        raise argparse.ArgumentTypeError("must be at least 1 byte")
+    return size
+
+
+def _worker_count(text: str) -> int:
+    count = int(text)
+    if count < 0:
+        raise argparse.ArgumentTypeError("must be 0 (all cores) or more")
+    return count
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -24,7 +36,7 @@ def make_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build the dataset from raw posts")
     b.add_argument("--input", required=True, help="folder of posts (any depth), .zip, .tar.gz, or fsspec URL")
     b.add_argument("--output", default="outputs", help="output folder or fsspec URL (default: outputs)")
-    b.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    b.add_argument("--workers", type=_worker_count, default=0, help="worker processes (default 0: all cores)")
     b.add_argument("--engine", choices=["local", "dask"], default="local")
     b.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
     b.add_argument("--cache-dir", default=None, help="build cache (default: .pipeline-cache beside the output)")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import threading
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from pipeline.children import die_with_parent
 from pipeline.errors import BuildError
 
 FIGURES = {
@@ -210,8 +212,9 @@ def write_figures(out: Path, stats: dict[str, Any]) -> None:
         json.dumps(figure_counts, ensure_ascii=False, indent=1, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def _draw_when_asked(reader: Any) -> None:
+def _draw_when_asked(reader: Any, parent_pid: int) -> None:
     """The figure process: import Pillow now, draw once the counts arrive (exit on EOF)."""
+    die_with_parent(parent_pid)
     _Canvas(1, 1)  # imports Pillow and loads its font while the posts are processed
     try:
         out, stats = reader.recv()
@@ -236,7 +239,7 @@ class FigureJob:
             ctx = multiprocessing.get_context("fork")
             reader, self.writer = ctx.Pipe(duplex=False)
             # a failure in the child prints its traceback and sets a non-zero exit status
-            self.process = ctx.Process(target=_draw_when_asked, args=(reader,), daemon=True)
+            self.process = ctx.Process(target=_draw_when_asked, args=(reader, os.getpid()), daemon=True)
             self.process.start()
             reader.close()
 

@@ -133,6 +133,37 @@ def test_sigkill_at_any_moment_keeps_previous_dataset(world: dict[str, Path]) ->
     assert _data_digest(out) == _data_digest(fresh / "out")
 
 
+def test_killed_build_leaves_no_process_behind(world: dict[str, Path]) -> None:
+    # SIGKILL to the build's own process only (as an OOM killer or `kill -9 PID` does): its workers
+    # and figure process must not live on, each waiting on a pipe the others hold open
+    psutil = pytest.importorskip("psutil")
+    inp, cache = world["in"], world["cache"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "build", "--input", str(inp), "--output",
+                             str(world["root"] / "killed-out"), "--cache-dir", str(cache), "--workers", "2",
+                             "--no-cache", "--quiet"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    children: list = []
+    try:
+        end = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < end and len(children) < 3:  # 2 workers + figures
+            try:
+                children = psutil.Process(proc.pid).children(recursive=True)
+            except psutil.Error:
+                break
+            time.sleep(0.005)
+        assert len(children) >= 3, f"the build ended before its workers and figure process were seen: {children}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == [], f"processes left behind by the killed build: {alive}"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left, so a failure does not leak processes
+        except ProcessLookupError:
+            pass
+
+
 def test_failed_build_leaves_previous_dataset(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     inp, out, cache = world["in"], world["out"], world["cache"]
     build(BuildOptions(input=str(inp), output=str(out), cache_dir=str(cache), workers=1, write_card=False))

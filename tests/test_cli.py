@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 GOOD = """---
 layout: post
@@ -49,6 +51,18 @@ def test_missing_input(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert r.stderr.strip() == f"error: input not found or not a folder, .zip, .tar.gz or .md file: {tmp_path / 'nope'}"
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--max-bytes", "0", "must be at least 1 byte"),  # every post would end as too_large
+    ("--max-bytes", "-1", "must be at least 1 byte"),
+    ("--max-bytes", "lots", "invalid"),
+    ("--workers", "-2", "must be 0 (all cores) or more"),
+])
+def test_option_values_out_of_range(tmp_path: Path, option: str, value: str, message: str) -> None:
+    r = run("build", "--input", str(make_input(tmp_path)), "--output", str(tmp_path / "out"), f"{option}={value}")
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -9,6 +9,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any
 
 from pipeline.batches import Batch, BatchSettings, process_batch, skip_pandas_probe
+from pipeline.children import die_with_parent
 
 
 def default_workers() -> int:
@@ -16,6 +17,11 @@ def default_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def _start_worker(parent_pid: int) -> None:
+    die_with_parent(parent_pid)
+    skip_pandas_probe()
 
 
 def run_local(batches: Iterable[Batch], settings: BatchSettings,
@@ -27,7 +33,8 @@ def run_local(batches: Iterable[Batch], settings: BatchSettings,
             yield process_batch(batch, settings)
         return
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=skip_pandas_probe) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
+                             initargs=(os.getpid(),)) as pool:
         pending: set[Future] = set()
         for batch in batches:
             pending.add(pool.submit(process_batch, batch, settings))
