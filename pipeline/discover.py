@@ -181,15 +181,29 @@ def _discover_zip(path: str) -> Iterator[InputItem]:
     with archive:
         # by index, not name: an archive may hold two entries of one name (sorted() keeps their order)
         infos = sorted(enumerate(archive.infolist()), key=lambda pair: pair[1].filename)
+    entry_path = _EntryPaths()
     for index, info in infos:
         name = info.filename
         if name.endswith("/"):
             if name.rstrip("/").endswith(POST_SUFFIX):
-                yield InputItem(name.rstrip("/"), ("error", "not_a_file", "a folder named *.md in the archive"))
+                yield InputItem(entry_path(name.rstrip("/")), ("error", "not_a_file", "a folder named *.md in the archive"))
             continue
         if name.endswith(POST_SUFFIX):
-            yield InputItem(name, ("zip", os.path.abspath(path), name, index), info.file_size,
+            yield InputItem(entry_path(name), ("zip", os.path.abspath(path), name, index), info.file_size,
                             (info.file_size, info.CRC))
+
+
+class _EntryPaths:
+    """source_path of each archive entry, in archive order: its name, and for a name seen before
+    "name#2", "name#3"… An archive may hold several entries of one name (appended tars, zips
+    written twice), and each input needs its own path; no entry's own name ends in "#N"."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, name: str) -> str:
+        n = self.seen[name] = self.seen.get(name, 0) + 1
+        return name if n == 1 else f"{name}#{n}"
 
 
 class _EndTarInfo(tarfile.TarInfo):
@@ -232,10 +246,12 @@ def _tar_items(raw: IO[bytes], max_bytes: int) -> Iterator[InputItem]:
     raw.seek(0)
     stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
     with stream, _CheckedTarFile.open(fileobj=stream, mode="r|" if gzipped else "r|*") as archive:
+        entry_path = _EntryPaths()
         for member in archive:
             name = printable_path(member.name)
             if not name.endswith(POST_SUFFIX):
                 continue
+            name = entry_path(name)
             if member.isdir():
                 yield InputItem(name, ("error", "not_a_file", "a folder named *.md in the archive"))
             elif not member.isfile():

@@ -21,6 +21,7 @@ import pytest
 from pipeline.build import BuildOptions, build
 from pipeline.discover import discover, discover_counted, read_item
 from pipeline.errors import BuildError, Reject
+from pipeline.validate import validate_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,10 +94,28 @@ def test_zip_entries_of_one_name_are_each_read(tmp_path: Path) -> None:
         zf.writestr("dup.md", post(1))
         zf.writestr("dup.md", post(2))
     items = list(discover(str(path)))
-    assert [i.source_path for i in items] == ["dup.md", "dup.md"]
+    assert [i.source_path for i in items] == ["dup.md", "dup.md#2"]  # each input its own path
     assert [read_item(i, 1 << 20) for i in items] == [post(1).encode(), post(2).encode()]
     res = build_input(tmp_path, path)  # the build's reader (a batch keeps the archive open) too
-    assert sorted(r["url"][-8:] for r in res["articles"]) == ["54360101", "54360102"]
+    assert sorted((r["source_path"], r["url"][-8:]) for r in res["articles"]) == [
+        ("dup.md", "54360101"), ("dup.md#2", "54360102")]
+    assert validate_dataset(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("mode, suffix", [("w:gz", ".tar.gz"), ("w", ".tar")])
+def test_tar_entries_of_one_name_each_have_a_path(tmp_path: Path, mode: str, suffix: str) -> None:
+    # appending to a tar adds a second member of the same name; both are inputs
+    path = tmp_path / f"in{suffix}"
+    with tarfile.open(path, mode) as tf:
+        for n in (1, 2, 3):
+            data = post(n).encode()
+            info = tarfile.TarInfo("dup.md")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    assert [i.source_path for i in discover(str(path))] == ["dup.md", "dup.md#2", "dup.md#3"]
+    res = build_input(tmp_path, path)
+    assert sorted(r["source_path"] for r in res["articles"]) == ["dup.md", "dup.md#2", "dup.md#3"]
+    assert validate_dataset(tmp_path / "out") == []
 
 
 # -- tar ----------------------------------------------------------------------------------------
