@@ -134,6 +134,12 @@ def test_variants(text, expected):
         ("（中央社記者王一甲、陳二乙/雪梨、東京20日專電）", ["王一甲", "陳二乙"], "雪梨、東京"),
         ("（中央社記者林大明甲乙丙2日電）", ["林大明"], "甲乙丙"),  # unknown place: 3-char fallback
         ("（中央社記者林大明2日電）", ["林大明"], None),
+        # a space between name and place (typed, U+3000, or a no-break space from &nbsp;) is no part of either
+        ("（中央社記者王小明 台北1日電）", ["王小明"], "台北"),
+        ("（中央社記者王小明\u3000台北1日電）", ["王小明"], "台北"),
+        ("（中央社記者王小明\u00a0台北1日電）", ["王小明"], "台北"),
+        ("（中央社記者王小明/台北1日電）", ["王小明"], "台北"),  # a slash parting name from place
+        ("（中央社記者王小明上海/台北1日電）", ["王小明"], "上海/台北"),  # ...or two places
     ],
 )
 def test_name_place_split(text, reporters, place):

@@ -65,8 +65,13 @@ def known_places() -> frozenset[str]:
 
 
 def split_name_place(seg: str) -> tuple[str | None, str | None]:
-    """Split ``沈佩瑤台北`` into (name, place) using the longest known place suffix."""
-    seg = seg.strip(_WS_STRIP)
+    """Split ``沈佩瑤台北`` into (name, place) using the longest known place suffix. Neither part
+    keeps the spaces around it (``王小明 台北``, a no-break space from ``&nbsp;``)."""
+    name, place = _split_name_place(seg.strip(_WS_STRIP))
+    return (name and _clean(name)) or None, (place and _clean(place)) or None
+
+
+def _split_name_place(seg: str) -> tuple[str | None, str | None]:
     if not seg:
         return None, None
     places = known_places()
@@ -74,7 +79,9 @@ def split_name_place(seg: str) -> tuple[str | None, str | None]:
     m = _PLACE_SEP_RE.search(seg)
     if m and m.start() > 0:
         name, place = split_name_place(seg[: m.start()])
-        return name, (place or "") + seg[m.start() :]
+        if place is None:  # "王小明/台北": the separator parts the name from the place
+            return name, seg[m.end() :]
+        return name, place + seg[m.start() :]
     if seg.endswith("連線") and seg[:-2] in places:
         return None, seg
     for name_len in (2, 3, 4):  # longest place first, name of 2-4 characters
