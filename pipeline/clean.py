@@ -19,11 +19,17 @@ from lxml import etree
 from pipeline._walk import Walker
 from pipeline.html_kinds import BR, DROPPED, IMAGE_BOX, PLAIN, RELATED_BOX
 
-# A DOCTYPE anywhere in a body, with an internal subset ([<!ENTITY …>]) of up to 64 Ki characters.
-# Bounded, as is the number of DOCTYPEs removed, so a hostile body costs linear time.
+# A DOCTYPE anywhere in a body, with its internal subset ([<!ENTITY …>]): a "]>" inside a quoted
+# value or a comment does not end it. Possessive repeats never backtrack, so one match attempt
+# costs at most the _DOCTYPE_SPAN characters it may look at; after _DOCTYPE_MISSES attempts that
+# found no end, the rest of the body is left as it is (hostile input stays linear in time).
 _DOCTYPE_START_RE = re.compile("<!doctype", re.IGNORECASE)
-_DOCTYPE_RE = re.compile(r"<!DOCTYPE[^\[>]*(\[.{0,65536}?\]\s*)?>", re.IGNORECASE | re.DOTALL)
-_MAX_DOCTYPES = 8
+_DOCTYPE_RE = re.compile(
+    r"""<!DOCTYPE[^\[>]*+"""
+    r"""(?:\[(?:<!--(?:(?!-->).)*+(?:-->|\Z)|"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z)|[^\]"'<]|<)*+\]\s*+)?>""",
+    re.IGNORECASE | re.DOTALL)
+_DOCTYPE_SPAN = 64 * 1024
+_DOCTYPE_MISSES = 8
 _SCRIPT_RE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _BLOCK_TAG_RE = re.compile(r"</?(?:p|div|br|h[1-6]|li|tr|blockquote|section|article)\b[^>]*>", re.IGNORECASE)
 _TAG_RE = re.compile(r"<[^>]*>")
@@ -95,14 +101,19 @@ def _without_doctype(body: bytes) -> bytes:
     (surrogateescape gives them back)."""
     text = body.decode("utf-8", "surrogateescape")
     kept: list[str] = []
-    end = 0
-    for n, start in enumerate(_DOCTYPE_START_RE.finditer(text)):
-        if n == _MAX_DOCTYPES:
-            break
-        m = _DOCTYPE_RE.match(text, start.start()) if start.start() >= end else None
-        if m is not None:
-            kept.append(text[end:m.start()])
-            end = m.end()
+    end = misses = 0
+    for start in _DOCTYPE_START_RE.finditer(text):
+        at = start.start()
+        if at < end:  # inside a DOCTYPE already removed
+            continue
+        m = _DOCTYPE_RE.match(text, at, at + _DOCTYPE_SPAN)
+        if m is None:
+            misses += 1
+            if misses == _DOCTYPE_MISSES:
+                break
+            continue
+        kept.append(text[end:at])
+        end = m.end()
     if not kept:
         return body
     kept.append(text[end:])

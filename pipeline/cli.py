@@ -14,10 +14,10 @@ def _parse_size(text: str) -> int:
     """A byte count such as 8MiB, 500k or 1048576; at least 1 (a limit of 0 rejects every post)."""
     units = {"k": 1024, "m": 1024**2, "g": 1024**3}
     text = text.strip().lower().removesuffix("b").removesuffix("i")
-    if text and text[-1] in units:
-        size = int(float(text[:-1]) * units[text[-1]])
-    else:
-        size = int(text)
+    try:
+        size = int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
+    except OverflowError:  # "1e400k", "infk"
+        raise argparse.ArgumentTypeError("not a finite size") from None
     if size < 1:
         raise argparse.ArgumentTypeError("must be at least 1 byte")
     return size

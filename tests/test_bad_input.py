@@ -513,10 +513,27 @@ def test_doctype_internal_subset_leaves_no_text(before: str, inside: str) -> Non
     assert row["paragraphs"][-1:] == ["前文後文"] and not any("]" in p for p in row["paragraphs"])
 
 
-def test_many_unclosed_doctypes_are_no_trap() -> None:
-    # 100,000 DOCTYPEs whose subset never closes: only a bounded number are looked at, each over a
-    # bounded length, so the post is built (its text kept) instead of costing quadratic time
-    body = "<div><p>前文</p>" + "<!DOCTYPE x [<!ENTITY e 'x'>" * 100_000 + "<p>後文</p></div>"
+@pytest.mark.parametrize("body", [
+    "".join(f"<p>段{i}</p><!DOCTYPE a [<!ENTITY b 'c'>]>" for i in range(9)) + "<p>前文後文</p>",  # nine of them
+    '<p>段0</p><!DOCTYPE a [<!ENTITY b "]>">]><p>前文後文</p>',  # "]>" inside a quoted value
+    "<p>段0</p><!DOCTYPE a [<!ENTITY b ']>'>]><p>前文後文</p>",
+    "<p>段0</p><!DOCTYPE a [<!-- ]> -->]><p>前文後文</p>",  # "]>" inside a comment of the subset
+], ids=["nine", "double-quoted", "single-quoted", "comment"])
+def test_doctype_subset_ends_where_its_grammar_says(body: str) -> None:
+    kind, row = process_post("x.md", post(body=body).encode())
+    assert row["paragraphs"][-1] == "前文後文"
+    assert all(p.startswith("段") for p in row["paragraphs"][:-1]), row["paragraphs"]
+
+
+@pytest.mark.parametrize("hostile", [
+    "<!DOCTYPE x [<!ENTITY e 'x'>" * 100_000,  # subsets never closed
+    "<!DOCTYPE x [" + "<!--" * 50_000,  # comments never closed inside one subset
+    "<!DOCTYPE x [" + '"]>' * 50_000,  # quotes never closed
+], ids=["unclosed-subsets", "unclosed-comments", "unclosed-quotes"])
+def test_hostile_doctypes_are_no_trap(hostile: str) -> None:
+    # each match attempt looks at a bounded span and never backtracks, and attempts that find no
+    # end are few: the post is built (its text kept) instead of costing quadratic time
+    body = "<div><p>前文</p>" + hostile + "<p>後文</p></div>"
     kind, row = process_post("x.md", post(body=body).encode())
     assert kind == "article" and row["paragraphs"][0] == "前文"
 

@@ -58,6 +58,9 @@ def test_missing_input(tmp_path: Path) -> None:
     ("--max-bytes", "0", "must be at least 1 byte"),  # every post would end as too_large
     ("--max-bytes", "-1", "must be at least 1 byte"),
     ("--max-bytes", "lots", "invalid"),
+    ("--max-bytes", "1e400k", "not a finite size"),
+    ("--max-bytes", "infk", "not a finite size"),
+    ("--max-bytes", "nank", "invalid"),
     ("--workers", "-2", "must be 0 (all cores) or more"),
 ])
 def test_option_values_out_of_range(tmp_path: Path, option: str, value: str, message: str) -> None:
