@@ -68,12 +68,17 @@ def _is_boundary(source_path: str) -> bool:
     return zlib.crc32(source_path.encode("utf-8", "surrogatepass")) & mask == mask
 
 
+def _error_key(item: InputItem) -> str:
+    """An input that is a reject before being read: its reason and detail (a size, say) are its result."""
+    return "error:" + ":".join(map(str, item.locator[1:]))
+
+
 def item_signature_key(item: InputItem) -> str | None:
     """A cheap stand-in for the content: stat signature, zip CRC, or the hash when known."""
     if item.content_sha256:
         return item.content_sha256
     if item.locator[0] == "error":
-        return "error:" + item.locator[1]
+        return _error_key(item)
     if item.signature:
         return "sig:" + ":".join(map(str, item.signature))
     return None
@@ -83,10 +88,11 @@ def item_content_key(item: InputItem) -> str:
     if item.content_sha256:
         return item.content_sha256
     if item.locator[0] == "error":
-        return "error:" + item.locator[1]
+        return _error_key(item)
     if item.locator[0] == "zip" and item.signature:
         return "zipcrc:{}:{}".format(*item.signature)
-    return "unknown"
+    # not read (over --max-bytes by its size, or unreadable): its reject row shows the size
+    return f"unread:{item.size}"
 
 
 @functools.lru_cache(maxsize=1)

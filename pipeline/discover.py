@@ -42,7 +42,7 @@ class InputItem:
     """One discovered post. `locator` says how a worker reads it: ('file', path) |
     ('zip', archive, member name, index in infolist()) | ('bytes', data) | ('fsspec', url) |
     ('error', reason, detail).
-    `signature` is a cheap change detector (size, mtime, inode) for local files, else None."""
+    `signature` is a cheap change detector (size, mtime, ctime, inode) for local files, else None."""
 
     source_path: str
     locator: tuple[Any, ...]
@@ -135,7 +135,8 @@ def _local_item(rel: str, full: str) -> InputItem:
     if not stat.S_ISREG(st.st_mode):
         kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
         return InputItem(rel, ("error", "not_a_file", f"{kind} named *.md"))
-    return InputItem(rel, ("file", full), st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino))
+    # ctime too: a rewrite that keeps the size and restores the mtime (`touch -r`) still changes it
+    return InputItem(rel, ("file", full), st.st_size, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
 
 
 def _walk_sorted(root: str, rel_dir: str) -> Iterator[tuple[str, str | None]]:
@@ -279,7 +280,8 @@ def _discover_fsspec(url: str) -> Iterator[InputItem]:
         info = entries[full]
         if not full.endswith(POST_SUFFIX):
             continue
-        rel = printable_path(full[len(root):].lstrip("/"))
+        # a URL of one post names it by its file name, as a local .md input does
+        rel = printable_path(full[len(root):].lstrip("/") or full.rsplit("/", 1)[-1])
         if info.get("type") == "directory":
             yield InputItem(rel, ("error", "not_a_file", "a folder named *.md"))
         else:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.build import BuildOptions, build
-from pipeline.discover import discover_counted, printable_path, read_item
+from pipeline.discover import discover, discover_counted, printable_path, read_item
 from pipeline.errors import Reject
 
 
@@ -144,3 +144,17 @@ def test_undecodable_file_names_stay_distinct(tmp_path: Path) -> None:
     assert len(set(paths)) == 4 and "f\\xff.md" in paths
     for p in paths:
         p.encode("utf-8")  # valid text: no lone surrogates
+
+
+def test_url_of_one_post_names_it_by_its_file_name() -> None:
+    # as a local .md input does: the source_path is never empty
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/one-post-test/sub/one.md", b"---\nfrom: https://example.com/1\n---\n<p>x</p>\n")
+    try:
+        items = list(discover("memory://one-post-test/sub/one.md"))
+        assert [(i.source_path, i.locator[0]) for i in items] == [("one.md", "fsspec")]
+        assert [i.source_path for i in discover("memory://one-post-test")] == ["sub/one.md"]
+    finally:
+        fs.rm("/one-post-test", recursive=True)

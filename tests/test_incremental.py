@@ -4,6 +4,7 @@ reprocess only the batches around them and give the same bytes as a full build o
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import shutil
 import time
@@ -165,3 +166,41 @@ def test_same_size_edit_is_seen(world: dict[str, Path]) -> None:
     assert manifest["cache"]["processed"] >= 1
     ref = full_build(inp, world["tmp"] / "ref")
     assert data_digest(world["out"]) == data_digest(ref)
+
+
+def test_same_size_edit_with_restored_mtime_is_seen(world: dict[str, Path]) -> None:
+    """A rewrite in place that keeps the size and restores the mtime (`touch -r`, a sync tool
+    preserving times) still changes the file's ctime: the rebuild reads it again."""
+    inp = world["in"]
+    run(inp, world["out"], world["cache"])
+    post = sorted(inp.rglob("*.md"))[10]
+    data, st = post.read_bytes(), post.stat()
+    new = data.replace("。".encode(), "！".encode(), 1)
+    assert len(new) == len(data) and new != data
+    time.sleep(0.01)  # a ctime the kernel can tell apart
+    post.write_bytes(new)
+    os.utime(post, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert post.stat().st_mtime_ns == st.st_mtime_ns and post.stat().st_size == st.st_size
+    manifest, _ = run(inp, world["out"], world["cache"])
+    assert manifest["cache"]["processed"] >= 1
+    ref = full_build(inp, world["tmp"] / "ref")
+    assert data_digest(world["out"]) == data_digest(ref)
+
+
+def test_too_large_post_that_grows_shows_its_new_size(tmp_path: Path) -> None:
+    """A post over --max-bytes is never read, so its batch's key cannot come from its content: it
+    comes from its size, and a rebuild after it grew reports the size a clean build reports."""
+    inp = tmp_path / "in"
+    write_posts(inp, 40, seed=5)
+    big = sorted(inp.rglob("*.md"))[7]
+    big.write_bytes(big.read_bytes() + "。".encode() * 3000)  # over the 8 KiB limit below
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    run(inp, out, cache, max_bytes=8192)
+    big.write_bytes(big.read_bytes() + b"abc")
+    run(inp, out, cache, max_bytes=8192)
+    ref = tmp_path / "ref"
+    run(inp, ref / "out", ref / "cache", max_bytes=8192, use_cache=False, workers=1)
+    rejects = {r["source_path"]: r for r in pq.read_table(out / "rejects.parquet").to_pylist()}
+    rel = str(big.relative_to(inp))
+    assert rejects[rel]["size_bytes"] == big.stat().st_size
+    assert data_digest(out) == data_digest(ref / "out")
