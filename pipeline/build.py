@@ -222,7 +222,9 @@ def _build_holding(opts: BuildOptions, figures: FigureJob | None, t_start: float
     if (opts.use_cache and stats["processed"] == 0 and previous
             and previous.get("input_fingerprint") == fingerprint
             and previous.get("pipeline_version") == PIPELINE_VERSION
-            and _outputs_intact(opts.output, previous)):
+            and _outputs_intact(opts.output, previous)
+            # a card asked for now, after a --no-card build, is a reason to write
+            and (not opts.write_card or "README.md" in previous.get("files", {}))):
         remove_leftovers(Path(opts.output.removeprefix("file://")).absolute())
         previous["up_to_date"] = True
         previous["cache"] = {"reused": stats["reused"], "processed": 0, "up_to_date": True}

@@ -204,3 +204,21 @@ def test_too_large_post_that_grows_shows_its_new_size(tmp_path: Path) -> None:
     rel = str(big.relative_to(inp))
     assert rejects[rel]["size_bytes"] == big.stat().st_size
     assert data_digest(out) == data_digest(ref / "out")
+
+
+def test_card_asked_for_after_a_no_card_build_is_written(tmp_path: Path) -> None:
+    """Nothing changed in the input, but the published dataset has no card and this build wants
+    one: it is not up to date."""
+    inp = tmp_path / "in"
+    write_posts(inp, 30, seed=9)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    run(inp, out, cache)  # write_card=False
+    assert not (out / "README.md").exists()
+    before = data_digest(out)
+    manifest = build(BuildOptions(input=str(inp), output=str(out), cache_dir=str(cache), workers=1))
+    assert not manifest.get("up_to_date") and manifest["cache"]["processed"] == 0
+    assert (out / "README.md").is_file() and (out / "figures" / "articles_per_day.png").is_file()
+    assert data_digest(out) == before
+    assert validate_dataset(out) == []
+    again = build(BuildOptions(input=str(inp), output=str(out), cache_dir=str(cache), workers=1))
+    assert again.get("up_to_date")
