@@ -400,6 +400,13 @@ def test_cna_baseline(tmp_path: Path) -> None:
     assert row["paragraphs"] == ["行政院今天通過新的預算案。", "預算案將送立法院審議。"]
 
 
+def test_cna_full_width_roc_code() -> None:
+    kind, row = process_post("c.md", cna_post("１０９１００１").encode())
+    assert row["roc_code"] == "１０９１００１" and str(row["roc_date"]) == "2020-10-01"
+    assert row["credit_line"] == "編輯：李大華" and row["warnings"] == []
+    assert row["paragraphs"] == ["行政院今天通過新的預算案。", "預算案將送立法院審議。"]
+
+
 @pytest.mark.parametrize(("code", "warning"), [
     ("1091341", "roc_code_invalid_date"),  # month 13
     ("1090230", "roc_code_invalid_date"),  # 30 February

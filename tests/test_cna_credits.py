@@ -136,6 +136,14 @@ def test_find_credit_block_bare_code():
     assert find_credit_block("結果如上。 990101") == block(6, 12, None, [], "990101")
 
 
+def test_find_credit_block_full_width_code() -> None:
+    # the code is kept as written; the credit block is found as with ASCII digits
+    assert find_credit_block("今天天氣很好。（編輯：方沛清）１０９１００１") == block(
+        7, 22, "編輯：方沛清", [c("editor", "方沛清")], "１０９１００１")
+    assert find_credit_block("收盤價為12.3元。１０９１２０４") == block(10, 17, None, [], "１０９１２０４")
+    assert find_credit_block("結果如上。 ９９０１０１　") == block(6, 13, None, [], "９９０１０１")
+
+
 def test_find_credit_block_takes_the_last_one():
     text = "甲（編輯：王小明）1091001乙。（編輯：李大同）1091002"
     assert find_credit_block(text) == block(18, 33, "編輯：李大同", [c("editor", "李大同")], "1091002")

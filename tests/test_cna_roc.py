@@ -28,7 +28,8 @@ PUB_20201001 = int(dt.datetime(2020, 10, 1, 0, 0, tzinfo=dt.timezone.utc).timest
         ("109100", None),  # 6 digits: ROC year 10, month 91
         ("", None),
         ("abc", None),
-        ("１０９１００１", None),  # full-width digits are not a code
+        ("１０９１００１", dt.date(2020, 10, 1)),  # full-width digits, as typed on a CJK keyboard
+        ("١٠٩١٠٠١", None),  # other scripts' digits are not a code
     ],
 )
 def test_roc_code_to_date(code, expected):
@@ -37,6 +38,7 @@ def test_roc_code_to_date(code, expected):
 
 def test_check_roc_code_ok():
     assert check_roc_code("1091001", PUB_20201001) == (dt.date(2020, 10, 1), [])
+    assert check_roc_code("１０９１００１", PUB_20201001) == (dt.date(2020, 10, 1), [])
     assert check_roc_code("1091003", PUB_20201001) == (dt.date(2020, 10, 3), [])  # 2 days: ok
     assert check_roc_code("1091001", None) == (dt.date(2020, 10, 1), [])
 

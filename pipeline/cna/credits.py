@@ -8,7 +8,10 @@ from __future__ import annotations
 import functools
 import re
 
-from pipeline.cna.roc import ROC_CODE_RE  # noqa: F401  (re-exported for callers)
+from pipeline.cna.roc import (
+    FULLWIDTH_DIGITS,
+    ROC_CODE_RE,  # noqa: F401  (re-exported for callers)
+)
 
 # Label (as written, whitespace removed) -> role.
 ROLE_BY_LABEL: dict[str, str] = {
@@ -65,6 +68,7 @@ _BARE_NAMES_RE = re.compile(
 # What a credit line may contain at all (names, labels, separators).
 _CREDITISH_RE = re.compile(rf"^[{_CJK}?？·・A-Za-z /／、，,；;﹨∕\\：:﹕\s\u3000|｜.．-]{{1,80}}$")
 
+_FULLWIDTH_DIGIT_RE = re.compile("[０-９]")
 _OPEN = "（(﹙"
 _CLOSE = "）)﹚"
 # Credit bracket + optional code (+ one stray trailing char) at the very end of a paragraph.
@@ -185,20 +189,24 @@ def find_credit_block(text: str) -> dict | None:
     """
     if not isinstance(text, str) or not text:
         return None
-    last = _may_end_in_block(text)
-    if not last:
-        return None
     n = len(text)
     tail_start = n - _TAIL if n > _TAIL else 0
+    # matched with full-width digits read as ASCII (same length: every span is the same in `text`,
+    # which the credit line and the code are taken from, as written)
+    probe = text.translate(FULLWIDTH_DIGITS) if _FULLWIDTH_DIGIT_RE.search(text, tail_start) else text
+    last = _may_end_in_block(probe)
+    if not last:
+        return None
     # Start the search at the last opening bracket that could begin the block.
-    last_close = max(text.rfind("）", tail_start), text.rfind(")", tail_start), text.rfind("﹚", tail_start))
+    last_close = max(probe.rfind("）", tail_start), probe.rfind(")", tail_start), probe.rfind("﹚", tail_start))
     if last_close >= 0:
         lo = last_close - _INNER_MAX if last_close > _INNER_MAX else 0
-        opener = max(text.rfind("（", lo, last_close), text.rfind("(", lo, last_close), text.rfind("﹙", lo, last_close))
-        m = _BLOCK_RE.match(text, opener) if opener >= 0 else None
+        opener = max(probe.rfind("（", lo, last_close), probe.rfind("(", lo, last_close),
+                     probe.rfind("﹙", lo, last_close))
+        m = _BLOCK_RE.match(probe, opener) if opener >= 0 else None
         if m is not None:
-            inner = m.group(1)
-            code = m.group("code")
+            inner = text[m.start(1):m.end(1)]
+            code = text[m.start("code"):m.end("code")] if m.group("code") else None
             if _is_credit_line(inner, code is not None):
                 return {
                     "start": m.start(),
@@ -208,7 +216,7 @@ def find_credit_block(text: str) -> dict | None:
                     "roc_code": code,
                 }
     if "0" <= last <= "9":  # a bare code ends in a digit
-        m = _BARE_CODE_RE.search(text, tail_start)
+        m = _BARE_CODE_RE.search(probe, tail_start)
         if m is not None:
             # keep leading whitespace in the text; cut from the code on
             return {
@@ -216,6 +224,6 @@ def find_credit_block(text: str) -> dict | None:
                 "end": n,
                 "credit_line": None,
                 "credits": [],
-                "roc_code": m.group("code"),
+                "roc_code": text[m.start("code"):m.end("code")],
             }
     return None

@@ -14,6 +14,8 @@ import re
 ROC_CODE_RE = re.compile(r"(?<!\d)(\d{6,8})\s*$")
 
 _DIGITS_RE = re.compile(r"[0-9]{6,7}")
+# A code may be typed in full-width digits (１０９１００１): it is read as its ASCII twin.
+FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 _TAIPEI = _dt.timezone(_dt.timedelta(hours=8))  # Taiwan has had no DST since 1979
 _FAR_DAYS = 2
 _TAIPEI_OFFSET_MS = 8 * 3600 * 1000
@@ -24,7 +26,10 @@ _MIN_MS = (_dt.date(1, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY_MS
 
 def roc_code_to_date(code: str) -> _dt.date | None:
     """Convert a 7-digit (YYYMMDD) or 6-digit (YYMMDD, ROC year < 100) code to a date."""
-    if not isinstance(code, str) or not _DIGITS_RE.fullmatch(code):
+    if not isinstance(code, str):
+        return None
+    code = code.translate(FULLWIDTH_DIGITS)
+    if not _DIGITS_RE.fullmatch(code):
         return None
     return _code_date(code)
 
@@ -61,6 +66,8 @@ def check_roc_code(code: str, published_at_ms: int | None) -> tuple[_dt.date | N
     Warnings: ``roc_code_malformed`` (not 6/7 digits), ``roc_code_invalid_date``,
     ``roc_date_far_from_published`` (date kept; > 2 days from published_at in Asia/Taipei).
     """
+    if isinstance(code, str):
+        code = code.translate(FULLWIDTH_DIGITS)
     if not isinstance(code, str) or not _DIGITS_RE.fullmatch(code):
         return None, ["roc_code_malformed"]
     date = _code_date(code)
