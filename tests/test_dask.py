@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
@@ -132,12 +135,70 @@ def test_dask_refuses_memory_url(cluster, tmp_path: Path) -> None:
         fs.rm(root, recursive=True)
 
 
-def test_unreachable_scheduler(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.fixture
+def closed_port() -> Iterator[str]:
+    """tcp://127.0.0.1:PORT where nothing listens: the port is bound (so nothing else takes it)
+    but not listening, so connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def loop_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "IO loop"}
+
+
+def test_unreachable_scheduler(monkeypatch: pytest.MonkeyPatch, closed_port: str, tmp_path: Path) -> None:
     import pipeline.engines.dask as dask_engine
 
     monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT", "1s")
+    before = loop_threads()
     with pytest.raises(BuildError, match="cannot reach the Dask scheduler"):
-        run(str(DEMO_POSTS), tmp_path, engine="dask", scheduler="tcp://127.0.0.1:9")
+        run(str(DEMO_POSTS), tmp_path, engine="dask", scheduler=closed_port)
+    assert not (tmp_path / "out").exists()
+    assert loop_threads() <= before, "the failed client left its IO-loop thread running"
+
+
+@pytest.mark.parametrize("address", ["localhost", "notaurl", "foo://host:8786", "tcp://host:0", "tcp://host:x"])
+def test_malformed_scheduler_address(address: str, tmp_path: Path) -> None:
+    before = loop_threads()
+    with pytest.raises(BuildError, match="not a Dask scheduler address"):
+        run(str(DEMO_POSTS), tmp_path, engine="dask", scheduler=address)
+    assert not (tmp_path / "out").exists()
+    assert loop_threads() <= before
+
+
+def test_failed_client_cleans_up() -> None:
+    """Past the address check, a Client whose constructor fails with something other than
+    OSError (here distributed's own ValueError) is closed on the spot, not at interpreter exit."""
+    from pipeline.engines.dask import _closing_client
+
+    before = loop_threads()
+    with pytest.raises(ValueError, match="missing port"):
+        _closing_client(distributed.Client, "1s")("localhost", timeout="10s", set_as_default=False)
+    assert loop_threads() <= before
+
+
+@pytest.mark.parametrize("address", ["localhost", "unreachable"])
+def test_cli_bad_scheduler_exits_promptly(address: str, closed_port: str, tmp_path: Path) -> None:
+    """A bad --scheduler is one error line and exit 2, without the 20 s hang and the
+    'Exception ignored in Client.__del__' a half-built Client used to cause at exit."""
+    import subprocess
+    import sys
+    import time
+
+    scheduler = closed_port if address == "unreachable" else address
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "build", "--input", str(DEMO_POSTS),
+                           "--output", str(tmp_path / "out"), "--engine", "dask", "--scheduler", scheduler,
+                           "--no-card", "--quiet"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - started
+    assert proc.returncode == 2, proc.stderr
+    want = "cannot reach the Dask scheduler" if address == "unreachable" else "not a Dask scheduler address"
+    assert want in proc.stderr and scheduler in proc.stderr, proc.stderr
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert took < 10, f"took {took:.1f}s: {proc.stderr}"
     assert not (tmp_path / "out").exists()
 
 

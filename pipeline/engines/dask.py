@@ -15,6 +15,7 @@ All dask imports live here so the local engine never imports dask.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -26,7 +27,13 @@ from pipeline.errors import BuildError
 # Batches in flight per worker thread: enough to keep workers busy while results stream back,
 # few enough that memory stays bounded on both the client and the workers.
 IN_FLIGHT_PER_THREAD = 2
-CONNECT_TIMEOUT = "10s"
+# Giving up on the first connection to a --scheduler: a healthy scheduler answers in well under a
+# second (TLS and a WAN included), and distributed retries a refused connection until this runs
+# out, so it is how long a typo in the port or a stopped scheduler takes to report.
+CONNECT_TIMEOUT = "2s"
+# The client's own timeout once connected (its connections to the scheduler and workers, the
+# window to reconnect): longer, so a busy cluster is not mistaken for a lost one.
+CLIENT_TIMEOUT = "10s"
 
 
 def _default_workers() -> int:
@@ -42,19 +49,62 @@ def _connect(workers: int, scheduler: str | None) -> tuple[Any, Any]:
     except ImportError as exc:  # pragma: no cover - distributed is a dependency
         raise BuildError("--engine dask needs dask.distributed: pip install 'dask[distributed]'") from exc
     if scheduler:
+        _check_address(scheduler)
         try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            client = _closing_client(Client, CONNECT_TIMEOUT)(scheduler, timeout=CLIENT_TIMEOUT,
+                                                               set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise BuildError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from exc
         return client, None
     cluster = LocalCluster(n_workers=workers or _default_workers(), threads_per_worker=1, processes=True,
                            dashboard_address=None, silence_logs=logging.ERROR)
     try:
-        client = Client(cluster, set_as_default=False)
+        client = _closing_client(Client)(cluster, set_as_default=False)
     except BaseException:
         cluster.close()
         raise
     return client, cluster
+
+
+def _check_address(address: str) -> None:
+    """A malformed address is refused before any Client exists, by distributed's own parser (the
+    one its connect uses): 'localhost' lacks the port, 'foo://…' names no transport."""
+    from distributed.comm import get_address_host_port, parse_address
+
+    try:
+        if parse_address(address)[0] != "inproc":  # in-process addresses have no host and port
+            port = get_address_host_port(address)[1]
+            if not 0 < port < 65536:
+                raise ValueError(f"port {port} out of range")
+    except (TypeError, ValueError) as exc:
+        raise BuildError(f"not a Dask scheduler address: {address!r} ({exc}); give one like "
+                         "tcp://host:8786") from exc
+
+
+def _closing_client(client_class: type, connect_timeout: str | None = None) -> type:
+    """`client_class` (distributed.Client) made to clean up when its constructor fails.
+
+    Client starts an IO-loop thread and connects inside __init__. When that fails with anything
+    but OSError the half-built client is left 'connecting', and only its __del__ closes it, at
+    interpreter exit, when the loop thread can no longer run: a hang of twice the timeout, then
+    "Exception ignored in Client.__del__ … TimeoutError". After an OSError it closes its
+    connections but leaves the loop thread running. This subclass closes both before the error
+    propagates. With connect_timeout the first connection gives up after that instead of the
+    client's timeout (which then serves its later connections)."""
+
+    class ClosingClient(client_class):  # type: ignore[misc, valid-type]
+        def start(self, **kwargs: Any) -> None:
+            if connect_timeout is not None:
+                kwargs["timeout"] = connect_timeout
+            try:
+                super().start(**kwargs)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the connect error is the one to report
+                    self.close(timeout=5)  # returns at once if the failed start closed it already
+                self._loop_runner.stop()  # no-op when close() stopped it
+                raise
+
+    return ClosingClient
 
 
 def _check_same_code(client: Any) -> None:
