@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.discover import is_url
 from pipeline.schema import ARTICLE_SCHEMA
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow.dataset as ds
 
-__all__ = ["load", "load_credits", "read_articles_table", "to_pandas", "CREDIT_COLUMNS"]
+__all__ = ["load", "load_credits", "read_articles_table", "to_pandas", "dataset_path", "CREDIT_COLUMNS"]
 
 # A filter: one (column, op, value) tuple, a conjunction (list of tuples) or a DNF
 # (list of lists of tuples, OR-ed), as in pyarrow.parquet; a ready pyarrow Expression also works.
@@ -39,8 +40,19 @@ CREDIT_COLUMNS = ["article_id", "role", "name", "published_at", "roc_date", "sou
 _OPS = {"==", "=", "!=", "<", "<=", ">", ">=", "in", "not in"}
 
 
+def dataset_path(path: str | Path) -> Path:
+    """The local folder of a dataset given as a path or a file:// URL (as `build --output` takes it).
+    Other URLs raise ValueError: reading a remote dataset is not supported."""
+    if isinstance(path, Path):
+        return path
+    if is_url(path):
+        raise ValueError(f"only local datasets can be read (a folder or a file:// URL), not {path}; "
+                         "copy it to a local folder first")
+    return Path(path.removeprefix("file://"))  # the build strips file:// the same way
+
+
 def _articles_files(path: str | Path) -> list[str]:
-    root = Path(path)
+    root = dataset_path(path)
     folder = root / "articles"
     # Hidden / underscore files are in-progress writes or metadata: same rule as pyarrow's discovery.
     files = sorted(
@@ -199,7 +211,7 @@ def load(path: str | Path = "outputs", columns: Sequence[str] | None = None,
          filters: Filters = None) -> pd.DataFrame:
     """Load the articles of a built dataset as a pandas DataFrame.
 
-    path: the build's output folder (holding `articles/`).
+    path: the build's output folder (holding `articles/`), or its file:// URL.
     columns: subset of columns to read (default: all).
     filters: e.g. [("source", "==", "(臺)中央社CNA"), ("published_at", ">=", "2020-10-01")];
         a list of such lists is OR-ed; ops ==, !=, <, <=, >, >=, in, not in.

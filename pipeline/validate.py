@@ -1,13 +1,16 @@
 """Check a built dataset against the contract (`python -m pipeline validate DIR`).
 
-`validate_dataset(path)` returns a list of problems (empty: valid). It reads only the
-columns each check needs, column-wise, so it runs in about a second on the 21k-post corpus.
+`validate_dataset(path)` returns a list of problems (empty: valid); a damaged dataset gives
+problems, never an exception. Every column of every file is decoded, a row group at a time (a
+damaged page in any column makes `load()` fail); only the columns the checks need are kept, so it
+runs in about a second on the 21k-post corpus.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.load import dataset_path
 from pipeline.schema import ARTICLE_SCHEMA, DUPLICATE_SCHEMA, REJECT_REASONS, REJECT_SCHEMA, WARNING_CODES
 
 # Text that must never survive cleaning.
@@ -33,15 +37,22 @@ def _examples(values: list[Any]) -> str:
 
 
 def _schema_problems(name: str, actual: pa.Schema, expected: pa.Schema) -> list[str]:
+    """The contract's columns must all be there, in its order, with its types and nullability.
+    Columns it does not name are accepted (SCHEMA.md: "add columns freely"), wherever they are."""
     actual = actual.remove_metadata()
     if actual.equals(expected):
         return []
     problems = []
-    if actual.names != expected.names:
-        missing = [n for n in expected.names if n not in actual.names]
+    repeated = sorted(n for n, k in Counter(actual.names).items() if k > 1)
+    if repeated:
+        problems.append(f"{name}: columns appear more than once: {repeated}")
+    missing = [n for n in expected.names if n not in actual.names]
+    if missing:
+        # columns outside the contract are listed as a hint: a missing one may have been renamed
         extra = [n for n in actual.names if n not in expected.names]
-        problems.append(f"{name}: columns differ from the contract (missing {missing}, extra {extra}, "
-                        f"order {'differs' if not missing and not extra else 'n/a'})")
+        problems.append(f"{name}: columns differ from the contract (missing {missing}, extra {extra})")
+    elif [n for n in actual.names if n in expected.names] != expected.names and not repeated:
+        problems.append(f"{name}: columns differ from the contract (order differs)")
     for f in expected:
         idx = actual.get_field_index(f.name)
         if idx < 0:
@@ -51,32 +62,44 @@ def _schema_problems(name: str, actual: pa.Schema, expected: pa.Schema) -> list[
             problems.append(f"{name}: column {f.name} has type {a.type}, expected {f.type}")
         if a.nullable != f.nullable:
             problems.append(f"{name}: column {f.name} nullable={a.nullable}, expected nullable={f.nullable}")
-    return problems or [f"{name}: schema differs from the contract"]
+    return problems
+
+
+def _reason(exc: Exception) -> str:
+    """An exception's message on one line: decoders' messages may hold newlines and control bytes."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in str(exc)).split())
 
 
 def _read(path: Path, expected: pa.Schema, problems: list[str], columns: list[str] | None = None
           ) -> pa.Table | None:
-    """Schema check, then read `columns` (all by default). None when unreadable."""
+    """Schema check, then decode every column (extra ones too) a row group at a time, keeping only
+    `columns` (all the contract's by default). None when unreadable."""
     name = path.name
     try:
         pf = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
-        problems.append(f"{name}: not a readable Parquet file ({exc})")
+        problems.append(f"{name}: not a readable Parquet file ({_reason(exc)})")
         return None
     schema_problems = _schema_problems(name, pf.schema_arrow, expected)
     problems.extend(schema_problems)
     if schema_problems:
         return None
+    keep = columns or expected.names
     try:
-        return pf.read(columns=columns)
+        # reading only `keep` would miss damage in the other columns; one row group bounds memory
+        groups = [pf.read_row_group(i).select(keep) for i in range(pf.num_row_groups)]
     except (OSError, pa.ArrowException) as exc:
-        problems.append(f"{name}: cannot read rows ({exc})")
+        problems.append(f"{name}: cannot read rows ({_reason(exc)})")
         return None
+    return pa.concat_tables(groups) if groups else pf.schema_arrow.empty_table().select(keep)
 
 
 def validate_dataset(path: str | Path) -> list[str]:
-    """Every way the dataset at `path` breaks the contract; [] when it is valid."""
-    root = Path(path)
+    """Every way the dataset at `path` (a folder or file:// URL) breaks the contract; [] when it is valid."""
+    try:
+        root = dataset_path(path)
+    except ValueError as exc:
+        return [str(exc)]
     if not root.is_dir():
         return [f"dataset folder not found: {root}"]
     problems: list[str] = []
@@ -123,6 +146,8 @@ def validate_dataset(path: str | Path) -> list[str]:
 
 
 def _load_manifest(root: Path, problems: list[str]) -> dict[str, Any] | None:
+    """The manifest, with the fields whose shape is wrong reported and left out (so the checks
+    can trust the types of what is left); None when it has no usable totals."""
     try:
         manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -135,11 +160,59 @@ def _load_manifest(root: Path, problems: list[str]) -> dict[str, Any] | None:
         problems.append("manifest.json has no `counts` object")
         return None
     counts = manifest["counts"]
-    for key in _COUNT_KEYS:
-        if not isinstance(counts.get(key), int):
-            problems.append(f"manifest.json: counts.{key} missing or not an integer")
-            return None
-    return manifest
+    bad_totals = [key for key in _COUNT_KEYS if not _is_count(counts.get(key))]
+    for key in bad_totals:
+        problems.append(f"manifest.json: counts.{key} missing or not a non-negative integer")
+    if bad_totals:
+        return None
+    if "per_source" not in counts:
+        problems.append("manifest: counts.per_source missing")
+    usable = _without_misshapen(manifest, _TOP_FIELDS, "", problems)
+    usable["counts"] = _without_misshapen(counts, _COUNTS_FIELDS, "counts.", problems)
+    return usable
+
+
+def _is_count(value: Any) -> bool:
+    # JSON true/false load as bool, an int subclass: not a count
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _count_map_problems(where: str, value: Any) -> list[str]:
+    """`value` must be an object of name -> count (rejects_by_reason, files, a source's counts)."""
+    if not isinstance(value, dict):
+        return [f"manifest.json: {where} is not an object (got {type(value).__name__})"]
+    bad = sorted(k for k, v in value.items() if not _is_count(v))
+    return [f"manifest.json: {where} values not non-negative integers: {_examples(bad)}"] if bad else []
+
+
+def _per_source_problems(where: str, value: Any) -> list[str]:
+    if not isinstance(value, dict):
+        return [f"manifest.json: {where} is not an object (got {type(value).__name__})"]
+    return [p for src, counts in value.items() for p in _count_map_problems(f"{where}[{src!r}]", counts)]
+
+
+def _string_list_problems(where: str, value: Any) -> list[str]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return []
+    return [f"manifest.json: {where} is not a list of strings"]
+
+
+# Manifest fields the checks read besides the totals, each with its shape check (where, value) -> problems.
+ShapeCheck = Callable[[str, Any], list[str]]
+_COUNTS_FIELDS: dict[str, ShapeCheck] = {"per_source": _per_source_problems, "rejects_by_reason": _count_map_problems}
+_TOP_FIELDS: dict[str, ShapeCheck] = {"articles_files": _string_list_problems, "files": _count_map_problems}
+
+
+def _without_misshapen(fields: dict[str, Any], shapes: dict[str, ShapeCheck], prefix: str,
+                       problems: list[str]) -> dict[str, Any]:
+    """A copy of `fields` without the entries of the wrong shape, each reported in `problems`."""
+    out = dict(fields)
+    for key, shape_problems in shapes.items():
+        found = shape_problems(prefix + key, out[key]) if key in out else []
+        if found:
+            problems.extend(found)
+            del out[key]
+    return out
 
 
 def _last_paragraphs(paragraphs: pa.ChunkedArray) -> list[str | None]:
@@ -293,11 +366,8 @@ def _check_manifest(root: Path, manifest: dict[str, Any], part_files: list[Path]
     if c["inputs"] != c["articles"] + c["rejects"] + c["duplicates"]:
         problems.append(f"manifest: inputs {c['inputs']} != articles {c['articles']} + rejects {c['rejects']} "
                         f"+ duplicates {c['duplicates']}")
-    per_source = c.get("per_source")
-    if not isinstance(per_source, dict):
-        problems.append("manifest: counts.per_source missing")
-        per_source = None
-    else:
+    per_source = c.get("per_source")  # absent or misshapen: reported by _load_manifest
+    if per_source is not None:
         for src, sc in per_source.items():
             got = {k: sc.get(k, 0) for k in _COUNT_KEYS}
             if got["inputs"] != got["articles"] + got["rejects"] + got["duplicates"]:
@@ -316,22 +386,20 @@ def _check_manifest(root: Path, manifest: dict[str, Any], part_files: list[Path]
             want = per_source.get(src, {}).get("articles", 0)
             if srcs.get(src, 0) != want:
                 problems.append(f"manifest: source {src!r} has {srcs.get(src, 0)} article rows, manifest says {want}")
-    if rejects is not None and isinstance(c.get("rejects_by_reason"), dict):
+    if rejects is not None and "rejects_by_reason" in c:
         got = Counter(rejects.column("reason").to_pylist())
         if dict(got) != {k: v for k, v in c["rejects_by_reason"].items() if v}:
             problems.append(f"manifest: rejects_by_reason {c['rejects_by_reason']} != reject rows {dict(got)}")
 
     listed = manifest.get("articles_files")
-    if isinstance(listed, list):
+    if listed is not None:
         present = sorted(f"articles/{p.name}" for p in part_files)
         if sorted(listed) != present:
             problems.append(f"manifest: articles_files {listed} != files present {present}")
-    files = manifest.get("files")
-    if isinstance(files, dict):
-        for rel, size in sorted(files.items()):
-            p = root / rel
-            if not p.is_file():
-                problems.append(f"manifest: listed file {rel} missing")
-            elif p.stat().st_size != size:
-                problems.append(f"manifest: file {rel} has {p.stat().st_size} bytes, manifest says {size}")
+    for rel, size in sorted(manifest.get("files", {}).items()):
+        p = root / rel
+        if not p.is_file():
+            problems.append(f"manifest: listed file {rel} missing")
+        elif p.stat().st_size != size:
+            problems.append(f"manifest: file {rel} has {p.stat().st_size} bytes, manifest says {size}")
     return problems

@@ -166,3 +166,14 @@ def test_import_is_cheap():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(importlib.import_module("pipeline.notebooks").PROJECT_ROOT))
     assert res.stdout.split() == ["False", "False"]
+
+
+def test_file_url(data):
+    """`build --output file:///x` writes a local folder: load('file:///x') reads it."""
+    pd.testing.assert_frame_equal(load(f"file://{data}"), load(data))
+    assert len(load_credits(f"file://{data}")) == 12
+
+
+def test_remote_url_is_a_clear_error():
+    with pytest.raises(ValueError, match="only local datasets"):
+        load("s3://bucket/outputs")

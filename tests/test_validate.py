@@ -15,7 +15,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _synthetic_posts import write_posts
 
+from pipeline.build import BuildOptions, build
 from pipeline.schema import ARTICLE_SCHEMA, DUPLICATE_SCHEMA, REJECT_SCHEMA
 from pipeline.validate import BOILERPLATE_MARKERS, _check_articles, validate_dataset
 
@@ -44,6 +46,20 @@ def test_cli_validate(demo_build: Path, tmp_path: Path) -> None:
                          capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 1
     assert "not found" in bad.stderr
+
+
+def test_file_url(demo_build: Path) -> None:
+    """`build --output file:///x` works, so `validate file:///x` must too."""
+    assert validate_dataset(f"file://{demo_build}") == []
+    ok = subprocess.run([sys.executable, "-m", "pipeline", "validate", f"file://{demo_build}"],
+                        capture_output=True, text=True, cwd=REPO)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_remote_url_is_a_clear_problem() -> None:
+    assert validate_dataset("memory://bucket/outputs") == [
+        "only local datasets can be read (a folder or a file:// URL), not memory://bucket/outputs; "
+        "copy it to a local folder first"]
 
 
 # -- corrupted copies ---------------------------------------------------------------
@@ -354,3 +370,152 @@ def test_articles_files_listed_in_manifest(copy: Path) -> None:
     shutil.copy(copy / ART, copy / "articles" / "part-00001.parquet")
     problems = _assert_problem(copy, "articles_files", "article_id not unique")
     assert problems
+
+
+# -- extra columns: "add columns freely" (SCHEMA.md) ---------------------------------
+
+
+def test_extra_article_columns_are_accepted(copy: Path) -> None:
+    t = _articles(copy)
+    t = t.append_column("lang", pa.array(["zh"] * t.num_rows)).add_column(3, "word_count", pa.array([1] * t.num_rows))
+    _rewrite(copy, ART, t)
+    assert validate_dataset(copy) == []
+
+
+def test_extra_reject_column_is_accepted(copy: Path) -> None:
+    t = pq.read_table(copy / "rejects.parquet")
+    _rewrite(copy, "rejects.parquet", t.append_column("note", pa.array([], pa.string())))
+    assert validate_dataset(copy) == []
+
+
+def test_renamed_column_is_still_reported(copy: Path) -> None:
+    t = _articles(copy)
+    _rewrite(copy, ART, t.rename_columns(["roc_day" if n == "roc_date" else n for n in t.column_names]))
+    _assert_problem(copy, "missing ['roc_date'], extra ['roc_day']")
+
+
+def test_extra_column_does_not_hide_misorder(copy: Path) -> None:
+    t = _articles(copy).append_column("lang", pa.array(["zh"] * 36))
+    names = t.column_names
+    _rewrite(copy, ART, t.select([names[1], names[0], *names[2:]]))
+    _assert_problem(copy, "columns differ from the contract (order differs)")
+
+
+# -- damaged part files: every column is decoded ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def synthetic_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few hundred synthetic posts: a part file with every column chunk large enough to damage."""
+    root = tmp_path_factory.mktemp("synthetic-build")
+    write_posts(root / "posts", 300)
+    out = root / "outputs"
+    build(BuildOptions(input=str(root / "posts"), output=str(out), cache_dir=str(root / "cache"), workers=1,
+                       use_cache=False, write_card=False))
+    assert validate_dataset(out) == []
+    return out
+
+
+def _damaged_copy(src: Path, dst: Path, start: int, length: int = 200) -> Path:
+    """A copy of the dataset with `length` bytes of the first part file XOR-ed from `start`."""
+    shutil.copytree(src, dst)
+    part = dst / ART
+    data = bytearray(part.read_bytes())
+    for i in range(start, start + length):
+        data[i] ^= 0xFF
+    part.write_bytes(bytes(data))  # same size: the manifest's byte count still matches
+    return dst
+
+
+def _column_chunks(part: Path) -> dict[str, tuple[int, int]]:
+    """Leaf column -> (first byte, size) of its chunk in the first row group."""
+    rg = pq.ParquetFile(part).metadata.row_group(0)
+    chunks = (rg.column(i) for i in range(rg.num_columns))
+    return {c.path_in_schema: (c.dictionary_page_offset or c.data_page_offset, c.total_compressed_size)
+            for c in chunks}
+
+
+def test_damaged_content_sha256_is_reported(synthetic_build: Path, tmp_path: Path) -> None:
+    """The reported case: the damage falls in a column no check reads; load() fails on it."""
+    first, size = _column_chunks(synthetic_build / ART)["content_sha256"]
+    ds = _damaged_copy(synthetic_build, tmp_path / "ds", first + size // 3)
+    with pytest.raises(pa.ArrowInvalid):
+        pq.read_table(ds / ART)
+    _assert_problem(ds, "part-00000.parquet: cannot read rows")
+
+
+def test_damage_anywhere_that_breaks_reading_is_reported(synthetic_build: Path, tmp_path: Path) -> None:
+    """Damage in each column chunk, and at a third of the file: whenever pyarrow cannot read the
+    file, validate says so, naming it (and never raises)."""
+    spans = _column_chunks(synthetic_build / ART)
+    starts = {col: first + size // 3 for col, (first, size) in spans.items()}
+    starts["a third of the file"] = (synthetic_build / ART).stat().st_size // 3
+    missed = []
+    for i, (where, start) in enumerate(starts.items()):
+        first, size = spans.get(where, (start, 200))
+        ds = _damaged_copy(synthetic_build, tmp_path / str(i), start, min(200, first + size - start))
+        try:
+            pq.read_table(ds / ART)
+        except (OSError, pa.ArrowException):
+            if not any(p.startswith("part-00000.parquet: ") for p in validate_dataset(ds)):
+                missed.append(where)
+        else:
+            validate_dataset(ds)  # readable but maybe wrong: any problems are fine, an exception is not
+    assert not missed
+
+
+# -- manifest of the wrong shape: problems, never a crash ---------------------------
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    (("counts", "per_source", "BBC"), 5, "counts.per_source['BBC'] is not an object (got int)"),
+    (("articles_files",), [1, "a"], "articles_files is not a list of strings"),
+    (("counts", "per_source", "BBC", "inputs"), "3", "counts.per_source['BBC'] values not non-negative integers"),
+    (("counts", "rejects_by_reason"), [1], "counts.rejects_by_reason is not an object (got list)"),
+    (("counts", "inputs"), True, "counts.inputs missing or not a non-negative integer"),
+    (("files", "rejects.parquet"), None, "files values not non-negative integers: 'rejects.parquet'"),
+])
+def test_manifest_wrong_type(copy: Path, field: tuple[str, ...], value: Any, fragment: str) -> None:
+    m = _manifest(copy)
+    _set(m, field, value)
+    _save_manifest(copy, m)
+    _assert_problem(copy, fragment)
+
+
+def _set(doc: Any, field: tuple[str | int, ...], value: Any) -> None:
+    for key in field[:-1]:
+        doc = doc[key]
+    doc[field[-1]] = value
+
+
+def _fields(doc: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Every path into a JSON document (object keys and list indexes), parents first."""
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else []
+    return [p for k, v in items for p in [(*prefix, k), *_fields(v, (*prefix, k))]]
+
+
+# Fields validate reads; others (timings, cache, warnings...) are informative only.
+_CHECKED_FIELDS = ("counts", "articles_files", "files")
+_WRONG_VALUES = (None, True, -1, 1.5, 7, "3", [], [1, "a"], {}, {"x": 5}, {"x": {"inputs": "3"}})
+
+
+def test_manifest_fuzz_wrong_types(copy: Path) -> None:
+    """Any field validate reads, set to a value of another type: problems, never an exception."""
+    original = _manifest(copy)
+    fields = [f for f in _fields(original) if f[0] in _CHECKED_FIELDS and f[:2] != ("counts", "warnings")]
+    assert ("counts", "per_source", "BBC", "inputs") in fields
+    for field in [(), *fields]:
+        for value in _WRONG_VALUES:
+            m = json.loads(json.dumps(original))
+            if field:
+                _set(m, field, value)
+            else:
+                m = value
+            _save_manifest(copy, m)
+            problems = validate_dataset(copy)
+            assert all(isinstance(p, str) for p in problems)
+            old = original
+            for key in field:
+                old = old[key]
+            if type(value) is not type(old):
+                assert problems, (field, value)
