@@ -30,7 +30,7 @@ from pipeline.batches import (
 )
 from pipeline.cache import ShardStore
 from pipeline.card import CARD_COLUMNS, figure_stats, value_counts, write_dataset_card
-from pipeline.discover import DEFAULT_MAX_BYTES, discover_counted, input_kind, is_url
+from pipeline.discover import DEFAULT_MAX_BYTES, discover_counted, input_kind, is_url, max_bytes_problem
 from pipeline.errors import BuildError
 from pipeline.figures import FigureJob
 from pipeline.output import prepare_staging, publish, publish_remote, remove_leftovers
@@ -144,6 +144,9 @@ def build(opts: BuildOptions, figures: FigureJob | None = None) -> dict[str, Any
     t_start = time.perf_counter()
     try:
         input_kind(opts.input)  # raises BuildError for a missing input, before any work
+        problem = max_bytes_problem(opts.max_bytes)
+        if problem:
+            raise BuildError(f"max_bytes {problem}")
         if not opts.write_card and figures is not None:
             figures.close()
             figures = None

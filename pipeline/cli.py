@@ -7,19 +7,21 @@ import sys
 import time
 from typing import Any
 
+from pipeline.discover import DEFAULT_MAX_BYTES, max_bytes_problem
 from pipeline.errors import BuildError
 
 
 def _parse_size(text: str) -> int:
-    """A byte count such as 8MiB, 500k or 1048576; at least 1 (a limit of 0 rejects every post)."""
+    """A byte count such as 8MiB, 500k or 1048576."""
     units = {"k": 1024, "m": 1024**2, "g": 1024**3}
     text = text.strip().lower().removesuffix("b").removesuffix("i")
     try:
         size = int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
     except OverflowError:  # "1e400k", "infk"
         raise argparse.ArgumentTypeError("not a finite size") from None
-    if size < 1:
-        raise argparse.ArgumentTypeError("must be at least 1 byte")
+    problem = max_bytes_problem(size)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return size
 
 
@@ -41,7 +43,7 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
     b.add_argument("--cache-dir", default=None, help="build cache (default: .pipeline-cache beside the output)")
     b.add_argument("--no-cache", action="store_true", help="ignore earlier results: process every post")
-    b.add_argument("--max-bytes", type=_parse_size, default="8MiB",
+    b.add_argument("--max-bytes", type=_parse_size, default=DEFAULT_MAX_BYTES,
                    help="posts larger than this are rejected as too_large (default 8MiB)")
     b.add_argument("--no-card", action="store_true", help="skip the dataset card and its figures")
     b.add_argument("--quiet", action="store_true", help="no progress bar or summary")

@@ -25,6 +25,15 @@ from pipeline.errors import BuildError, Reject
 
 POST_SUFFIX = ".md"
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024  # --max-bytes when not given
+# The largest --max-bytes: beyond any post, and within what one read may ask for (max_bytes + 1).
+LARGEST_MAX_BYTES = 1 << 40
+
+
+def max_bytes_problem(max_bytes: int) -> str | None:
+    """Why `max_bytes` cannot be a size limit (0 would reject every post), or None."""
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 1 <= max_bytes <= LARGEST_MAX_BYTES:
+        return f"must be a whole number of bytes from 1 to 1 TiB, not {max_bytes!r}"
+    return None
 
 # What reading one post may raise that means "this post cannot be read" (reject `unreadable`), for
 # every reader: I/O errors, a file or archive that changed since discovery (IndexError: the entry is
@@ -343,7 +352,7 @@ def read_item(item: InputItem, max_bytes: int, zips: dict[str, zipfile.ZipFile] 
             import fsspec
 
             with fsspec.open(loc[1], "rb") as fh:
-                data = fh.read(max_bytes + 1)
+                data = read_capped(fh.read, max_bytes, item.size)  # by its listed size, not the limit
         else:
             raise Reject("unreadable", f"unknown locator {kind!r}")
     except UNREADABLE_ERRORS as exc:

@@ -14,11 +14,24 @@ import yaml
 
 from pipeline.errors import Reject
 
-# PyYAML's pure-Python safe loader (no arbitrary tags), not its C one: the C loader recurses on the
-# C stack and crashes the whole process on a value nested some 25,000 levels deep (a 30 KB front
-# matter), where this one raises RecursionError. Its speed does not matter: the fast paths below
-# read all but 2 of the corpus's 21,816 front matters.
-_SafeLoader = yaml.SafeLoader
+
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader (no arbitrary tags), not its C one: the C loader recurses on
+    the C stack and crashes the whole process on a value nested some 25,000 levels deep (a 30 KB
+    front matter), where this one raises RecursionError. Its speed does not matter: the fast paths
+    below read all but 2 of the corpus's 21,816 front matters.
+
+    Merge keys (`<<`) are refused (the post falls back to its key: value lines): merging aliases of
+    merged aliases doubles the work at each level, and 30 levels, under 1 KB, would hang a build."""
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise yaml.constructor.ConstructorError(None, None, "merge keys (<<) are not read",
+                                                        key_node.start_mark)
+        super().flatten_mapping(node)
+
+
 # What a safe load may raise on hostile or odd front matter besides YAMLError: a value its
 # constructors refuse (2020-02-30, `!!int abc`, an integer of over 4,300 digits), bad text, nesting.
 _YAML_LOAD_ERRORS = (yaml.YAMLError, UnicodeError, RecursionError, ValueError, OverflowError, TypeError)
@@ -181,7 +194,7 @@ def parse_front_matter(front: str) -> tuple[dict[str, Any], list[str]]:
     except _YAML_LOAD_ERRORS:
         loaded = None
     if isinstance(loaded, dict):
-        return {str(k): v for k, v in loaded.items()}, []
+        return _without_controls({str(k): v for k, v in loaded.items()})
     fields = _read_key_value_lines(front)
     if not fields:
         raise Reject("bad_front_matter", "front matter is neither YAML nor key: value lines")
@@ -254,14 +267,13 @@ def scalar_text(value: Any) -> str | None:
     return None
 
 
-def _without_controls(text: str | None, warnings: list[str]) -> str | None:
-    """Front-matter text without control characters: YAML escapes ("\\0", "\\x1b") put them there
-    even when the file's bytes hold none."""
-    if text is None or _CONTROL_RE.search(text) is None:
-        return text
-    if "control_chars_removed" not in warnings:
-        warnings.append("control_chars_removed")
-    return _CONTROL_RE.sub("", text).strip() or None
+def _without_controls(fields: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """YAML's fields, their text without control characters: YAML escapes ("\\0", "\\x1b") put
+    them there even when the file's bytes hold none (which decode_post has cleaned already)."""
+    dirty = [k for k, v in fields.items() if isinstance(v, str) and _CONTROL_RE.search(v)]
+    for key in dirty:
+        fields[key] = _CONTROL_RE.sub("", fields[key])
+    return fields, ["control_chars_removed"] if dirty else []
 
 
 def parse_timestamp_ms(value: Any) -> int | None:
@@ -332,13 +344,13 @@ def parse_post(raw: bytes) -> dict[str, Any]:
     front, rest = split_post(text)
     fields, fm_warnings = parse_front_matter(front)
     warnings += fm_warnings
-    source = _without_controls(scalar_text(fields.get("author")), warnings)
-    url = _without_controls(scalar_text(fields.get("from")), warnings)
+    source = scalar_text(fields.get("author"))
+    url = scalar_text(fields.get("from"))
     if not url:
         raise Reject("no_url", "front matter has no `from` URL", source=source)
     if source is None:
         warnings.append("no_source")
-    title = _without_controls(scalar_text(fields.get("title")), warnings)
+    title = scalar_text(fields.get("title"))
     if title is None:
         warnings.append("no_title")
     feed_date_ms = parse_timestamp_ms(fields.get("date"))

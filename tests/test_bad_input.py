@@ -291,6 +291,19 @@ def test_yaml_alias_bomb(tmp_path: Path) -> None:
     only_article(res, "bomb.md", ["no_title"])
 
 
+def test_yaml_merge_key_bomb() -> None:
+    # each level merges two aliases of the level before: 2**30 merges from under 1 KB. Merge keys
+    # are refused, and the post is read by the key: value line reader instead
+    lines = ["a0: &a0 {x: 1}"] + [f"a{i}: &a{i} {{<<: [*a{i - 1}, *a{i - 1}]}}" for i in range(1, 31)]
+    fm = "\n".join(lines) + f'\ntitle: "英國宣布新措施"\ndate: 2020-09-30T23:58:08.000Z\nauthor: BBC\nfrom: {URL}'
+    assert len(fm) < 1200
+    t0 = time.perf_counter()
+    kind, row = process_post("merge.md", post(fm).encode())
+    assert time.perf_counter() - t0 < 5  # a guard against the hang, not a benchmark
+    assert kind == "article" and row["warnings"] == ["front_matter_fallback"]
+    assert row["title"] == "英國宣布新措施" and row["url"] == URL and row["paragraphs"] == PARAS
+
+
 def test_yaml_alias_in_url(tmp_path: Path) -> None:
     fm = f"u: &u [{URL}]\nfrom: *u\nauthor: BBC\ndate: 2020-09-30T23:58:08.000Z"
     only_reject(run_build(tmp_path, {"a.md": post(fm)}), "a.md", "no_url")
@@ -541,7 +554,9 @@ def test_hostile_doctypes_are_no_trap(hostile: str) -> None:
     # each match attempt looks at a bounded span and never backtracks, and attempts that find no
     # end are few: the post is built (its text kept) instead of costing quadratic time
     body = "<div><p>前文</p>" + hostile + "<p>後文</p></div>"
+    t0 = time.perf_counter()
     kind, row = process_post("x.md", post(body=body).encode())
+    assert time.perf_counter() - t0 < 5  # a guard against quadratic time (minutes), not a benchmark
     assert kind == "article" and row["paragraphs"][0] == "前文"
 
 

@@ -55,8 +55,9 @@ def test_missing_input(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--max-bytes", "0", "must be at least 1 byte"),  # every post would end as too_large
-    ("--max-bytes", "-1", "must be at least 1 byte"),
+    ("--max-bytes", "0", "from 1 to 1 TiB"),  # every post would end as too_large
+    ("--max-bytes", "-1", "from 1 to 1 TiB"),
+    ("--max-bytes", "1e30k", "from 1 to 1 TiB"),  # a read of max_bytes + 1 would overflow
     ("--max-bytes", "lots", "invalid"),
     ("--max-bytes", "1e400k", "not a finite size"),
     ("--max-bytes", "infk", "not a finite size"),
@@ -240,3 +241,16 @@ def test_cli_build_allocates_nothing_from_mimalloc(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "MIMALLOC_MAX=0" in run.stderr, run.stderr
     assert (tmp_path / "out" / "articles").is_dir()
+
+
+def test_max_bytes_out_of_range_in_the_api(tmp_path: Path) -> None:
+    from pipeline.build import BuildOptions, build
+    from pipeline.errors import BuildError
+
+    (tmp_path / "posts").mkdir()
+    inp = make_input(tmp_path / "posts")
+    for bad in (0, -1, 1 << 50, True):
+        with pytest.raises(BuildError, match="from 1 to 1 TiB"):
+            build(BuildOptions(input=str(inp), output=str(tmp_path / "out"), workers=1, write_card=False,
+                               max_bytes=bad))
+    assert not (tmp_path / "out").exists()

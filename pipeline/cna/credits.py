@@ -139,9 +139,9 @@ def _is_credit_line(inner: str, has_code: bool) -> bool:
 # What the last non-space character of a paragraph ending in a block or a code can be (a cheap
 # pre-check: most paragraphs end in 。 and skip the regexes).
 _CLOSE_SET = frozenset(_CLOSE)
-_CODE_END = frozenset("0123456789xXｘ")  # code digits or the "xx" placeholder
+_CODE_END = frozenset("0123456789０１２３４５６７８９xXｘ")  # code digits (ASCII or full-width) or "xx"
 _STRAY = frozenset("\\/.。vV")  # one stray character after a code
-_BEFORE_STRAY = frozenset("0123456789xX")
+_BEFORE_STRAY = frozenset("0123456789０１２３４５６７８９xX")
 _STOPS = frozenset("。.")  # "（…）。" with no code
 _INLINE_WS = frozenset(" \t\u3000\u00a0")
 _TAIL = 120  # the block (bracket <= 82 chars + code) or the bare code lies in the last 120 chars
@@ -189,14 +189,17 @@ def find_credit_block(text: str) -> dict | None:
     """
     if not isinstance(text, str) or not text:
         return None
+    last = _may_end_in_block(text)
+    if not last:
+        return None
     n = len(text)
     tail_start = n - _TAIL if n > _TAIL else 0
     # matched with full-width digits read as ASCII (same length: every span is the same in `text`,
     # which the credit line and the code are taken from, as written)
-    probe = text.translate(FULLWIDTH_DIGITS) if _FULLWIDTH_DIGIT_RE.search(text, tail_start) else text
-    last = _may_end_in_block(probe)
-    if not last:
-        return None
+    if _FULLWIDTH_DIGIT_RE.search(text, tail_start):
+        probe, last = text.translate(FULLWIDTH_DIGITS), last.translate(FULLWIDTH_DIGITS)
+    else:
+        probe = text
     # Start the search at the last opening bracket that could begin the block.
     last_close = max(probe.rfind("）", tail_start), probe.rfind(")", tail_start), probe.rfind("﹚", tail_start))
     if last_close >= 0:
