@@ -267,7 +267,7 @@ def process_batch(batch: Batch, settings: BatchSettings) -> tuple[bytes | None, 
     try:
         for n, item in enumerate(batch.items):
             try:
-                raw = _read(item, settings.max_bytes, zips)
+                raw = read_item(item, settings.max_bytes, zips)  # zips: each archive opened once per batch
             except Reject as rej:
                 read_rejects[n] = reject_row(item.source_path, rej.reason, rej.detail, None, item.size)
                 raws.append(None)
@@ -308,8 +308,3 @@ def process_batch(batch: Batch, settings: BatchSettings) -> tuple[bytes | None, 
     del ipc, sink, table, records, raws
     release_free_memory()
     return shard, {**meta, "signature_key": batch.key, "reused": False}
-
-
-def _read(item: InputItem, max_bytes: int, zips: dict[str, zipfile.ZipFile]) -> bytes:
-    """Read an item, keeping zip archives open for the whole batch (one central directory read)."""
-    return read_item(item, max_bytes, zips)
