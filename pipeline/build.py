@@ -30,7 +30,14 @@ from pipeline.batches import (
 )
 from pipeline.cache import ShardStore
 from pipeline.card import CARD_COLUMNS, figure_stats, value_counts, write_dataset_card
-from pipeline.discover import DEFAULT_MAX_BYTES, discover_counted, input_kind, is_url, max_bytes_problem
+from pipeline.discover import (
+    DEFAULT_MAX_BYTES,
+    discover_counted,
+    input_kind,
+    is_url,
+    local_path,
+    max_bytes_problem,
+)
 from pipeline.errors import BuildError
 from pipeline.figures import FigureJob
 from pipeline.output import prepare_staging, publish, publish_remote, remove_leftovers
@@ -70,7 +77,7 @@ class BuildOptions:
 def default_cache_dir(output: str) -> str:
     if is_url(output):
         return os.path.abspath(".pipeline-cache")
-    out = Path(output.removeprefix("file://")).absolute()
+    out = Path(local_path(output)).absolute()
     return str(out.parent / ".pipeline-cache")
 
 
@@ -123,7 +130,7 @@ def _published_manifest(output: str) -> dict[str, Any] | None:
 
             with fsspec.open(output.rstrip("/") + "/manifest.json", "r", encoding="utf-8") as fh:
                 return json.load(fh)
-        with open(Path(output.removeprefix("file://")) / "manifest.json", encoding="utf-8") as fh:
+        with open(Path(local_path(output)) / "manifest.json", encoding="utf-8") as fh:
             return json.load(fh)
     except (OSError, ValueError):
         return None
@@ -132,7 +139,7 @@ def _published_manifest(output: str) -> dict[str, Any] | None:
 def _outputs_intact(output: str, manifest: dict[str, Any]) -> bool:
     if is_url(output):
         return False
-    out = Path(output.removeprefix("file://"))
+    out = Path(local_path(output))
     return all((out / rel).is_file() and (out / rel).stat().st_size == size
                for rel, size in manifest.get("files", {}).items())
 
@@ -228,7 +235,7 @@ def _build_holding(opts: BuildOptions, figures: FigureJob | None, t_start: float
             and _outputs_intact(opts.output, previous)
             # a card asked for now, after a --no-card build, is a reason to write
             and (not opts.write_card or "README.md" in previous.get("files", {}))):
-        remove_leftovers(Path(opts.output.removeprefix("file://")).absolute())
+        remove_leftovers(Path(local_path(opts.output)).absolute())
         previous["up_to_date"] = True
         previous["cache"] = {"reused": stats["reused"], "processed": 0, "up_to_date": True}
         previous["timings_s"] = {**{k: round(v, 4) for k, v in timings.items()},
@@ -236,7 +243,7 @@ def _build_holding(opts: BuildOptions, figures: FigureJob | None, t_start: float
         return previous
 
     t0 = time.perf_counter()
-    local_out = None if is_url(opts.output) else Path(opts.output.removeprefix("file://")).absolute()
+    local_out = None if is_url(opts.output) else Path(local_path(opts.output)).absolute()
     staging = prepare_staging(local_out) if local_out else Path(prepare_staging(Path(cache_dir) / "remote-out"))
     try:
         keys_table = key_columns.table(order)

@@ -61,15 +61,20 @@ class InputItem:
 
 
 def is_url(path: str) -> bool:
+    """A remote location (fsspec URL); a file:// URL is a local path."""
     return "://" in path and not path.startswith("file://")
+
+
+def local_path(path: str) -> str:
+    """A local path given as itself or as a file:// URL, without the scheme."""
+    return path.removeprefix("file://")
 
 
 def input_kind(path: str) -> str:
     lower = path.lower()
     if is_url(path):
         return "fsspec"
-    if path.startswith("file://"):
-        path = path[len("file://"):]
+    path = local_path(path)
     if lower.endswith(".zip"):
         return "zip"
     if lower.endswith((".tar.gz", ".tgz", ".tar")):
@@ -93,8 +98,7 @@ def discover_counted(path: str, count: bool = True,
     skips the counting walk of a folder (only a progress bar needs the number). `max_bytes` is
     the build's size limit: tar members, read here, are read no further than it."""
     kind = input_kind(path)
-    if path.startswith("file://"):
-        path = path[len("file://"):]
+    path = local_path(path)
     if kind == "dir":
         if not os.access(path, os.R_OK | os.X_OK):
             raise BuildError(f"input folder is not readable: {path}")

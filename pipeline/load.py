@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.discover import is_url
+from pipeline.discover import is_url, local_path
 from pipeline.schema import ARTICLE_SCHEMA
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def dataset_path(path: str | Path) -> Path:
     if is_url(path):
         raise ValueError(f"only local datasets can be read (a folder or a file:// URL), not {path}; "
                          "copy it to a local folder first")
-    return Path(path.removeprefix("file://"))  # the build strips file:// the same way
+    return Path(local_path(path))
 
 
 def _articles_files(path: str | Path) -> list[str]:
