@@ -25,7 +25,7 @@ import pyarrow as pa
 from pipeline.cache import ShardStore
 from pipeline.discover import InputItem, read_item
 from pipeline.errors import Reject
-from pipeline.process import process_post, reject_row
+from pipeline.process import process_posts, reject_row
 from pipeline.schema import PIPELINE_VERSION, SHARD_SCHEMA
 
 # A batch ends after a post whose path hash has CHUNK_BITS low bits set (1 in 2**CHUNK_BITS), or at
@@ -285,13 +285,12 @@ def process_batch(batch: Batch, settings: BatchSettings) -> tuple[bytes | None, 
         if cached is not None:
             return None, {**cached, "signature_key": batch.key, "reused": True}
 
+    results = iter(process_posts([(item.source_path, raw, item.content_sha256)
+                                  for item, raw in zip(batch.items, raws, strict=True) if raw is not None]))
     records: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
-    for n, (item, raw) in enumerate(zip(batch.items, raws, strict=True)):
-        if raw is None:
-            rejects.append(read_rejects[n])
-            continue
-        kind, row = process_post(item.source_path, raw, item.content_sha256)
+    for n, raw in enumerate(raws):
+        kind, row = next(results) if raw is not None else ("reject", read_rejects[n])
         (records if kind == "article" else rejects).append(row)
     records.sort(key=sort_key)
     table = records_to_table(records)

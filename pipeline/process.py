@@ -1,12 +1,16 @@
-"""One post through the stages: parse -> clean -> extract -> assemble.
+"""Posts through the stages: parse -> clean -> extract -> assemble.
 
-`process_post` is the unit every engine schedules (in batches); it never raises.
+`process_posts` is the unit every engine schedules (a batch at a time); it never raises. It runs
+each stage over the whole batch before the next stage, not each post through every stage: the
+same work in an order that keeps one stage's code and data hot in the CPU's caches, 10-20 % less
+time per post on the corpus (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import traceback
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.assemble import assemble_article
@@ -24,20 +28,72 @@ def reject_row(source_path: str, reason: str, detail: str, content_sha256: str |
             "content_sha256": content_sha256, "size_bytes": size_bytes, "source": source}
 
 
-def process_post(source_path: str, raw: bytes, content_sha256: str | None = None) -> tuple[str, dict[str, Any]]:
-    """Returns ('article', record) or ('reject', reject row)."""
-    sha = content_sha256 or hashlib.sha256(raw).hexdigest()
-    source = None
+class _Post:
+    """One post's way through the stages: what each stage made of it, or its result once it has one."""
+
+    __slots__ = ("source_path", "raw", "sha", "parsed", "cna", "cleaned", "extracted", "result")
+
+    def __init__(self, source_path: str, raw: bytes, content_sha256: str | None) -> None:
+        self.source_path = source_path
+        self.raw = raw
+        self.sha = content_sha256 or hashlib.sha256(raw).hexdigest()
+        self.parsed: dict[str, Any] | None = None
+        self.cna = False
+        self.cleaned: dict[str, Any] | None = None
+        self.extracted: tuple[list[str], dict[str, Any], list[str]] | None = None
+        self.result: tuple[str, dict[str, Any]] | None = None
+
+
+def _parse(post: _Post) -> None:
+    post.parsed = parse_post(post.raw)
+
+
+def _clean(post: _Post) -> None:
+    parsed = post.parsed
+    post.cna = is_cna(parsed["url"], parsed["source"])
+    post.cleaned = clean_body(parsed["body_html"], CNA_RULES if post.cna else GENERIC_RULES)
+
+
+def _extract(post: _Post) -> None:
+    post.extracted = extract_fields(post.cleaned["paragraphs"], post.parsed["published_at_ms"], post.cna)
+
+
+def _assemble(post: _Post) -> None:
+    post.result = ("article", assemble_article(post.source_path, post.sha, post.parsed, post.cleaned,
+                                               *post.extracted))
+
+
+_STAGES: tuple[Callable[[_Post], None], ...] = (_parse, _clean, _extract, _assemble)
+
+
+def _run(stage: Callable[[_Post], None], post: _Post) -> None:
     try:
-        parsed = parse_post(raw)
-        source = parsed["source"]
-        cna = is_cna(parsed["url"], source)
-        cleaned = clean_body(parsed["body_html"], CNA_RULES if cna else GENERIC_RULES)
-        paragraphs, fields, warnings = extract_fields(cleaned["paragraphs"], parsed["published_at_ms"], cna)
-        return "article", assemble_article(source_path, sha, parsed, cleaned, paragraphs, fields, warnings)
+        stage(post)
     except Reject as rej:
-        return "reject", reject_row(source_path, rej.reason, rej.detail, sha, len(raw), source or rej.source)
+        source = post.parsed["source"] if post.parsed else None
+        post.result = ("reject", reject_row(post.source_path, rej.reason, rej.detail, post.sha, len(post.raw),
+                                            source or rej.source))
     except Exception as exc:  # a bug must not sink the run: the post is kept as a reject
         where = traceback.extract_tb(exc.__traceback__)[-1]
         detail = f"{type(exc).__name__}: {exc} at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}"
-        return "reject", reject_row(source_path, "internal_error", detail, sha, len(raw), source)
+        source = post.parsed["source"] if post.parsed else None
+        post.result = ("reject", reject_row(post.source_path, "internal_error", detail, post.sha, len(post.raw),
+                                            source))
+    if post.result is not None:  # done: let go of what the stages made of it
+        post.raw = post.parsed = post.cleaned = post.extracted = None
+
+
+def process_posts(posts: Sequence[tuple[str, bytes, str | None]]) -> list[tuple[str, dict[str, Any]]]:
+    """(source_path, raw bytes, content sha256 or None) per post -> ('article', record) or
+    ('reject', reject row) per post, in the same order."""
+    states = [_Post(path, raw, sha) for path, raw, sha in posts]
+    for stage in _STAGES:
+        for post in states:
+            if post.result is None:
+                _run(stage, post)
+    return [post.result for post in states]
+
+
+def process_post(source_path: str, raw: bytes, content_sha256: str | None = None) -> tuple[str, dict[str, Any]]:
+    """One post through the stages: `process_posts` of a batch of one."""
+    return process_posts([(source_path, raw, content_sha256)])[0]

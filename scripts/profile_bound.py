@@ -15,7 +15,7 @@ same script:
 - `no-html`: as `html-only` without the clean stage either (no paragraphs): what the engine,
   the shards, the write and the card cost on their own.
 
-The stubs replace `pipeline.batches.process_post` before the local engine forks its workers.
+The stubs replace `pipeline.batches.process_posts` before the local engine forks its workers.
 Their records are not an article dataset (ids are content hashes, no dates): only the timings
 mean anything. The floor is `scripts/bench.py`'s, run in this process.
 """
@@ -62,8 +62,11 @@ def stub_post(source_path, raw, content_sha256=None):
                        "published_at": int(m.group(1)) if m else None, "source_path": source_path,
                        "content_sha256": content_sha256}
 
+def stub_posts(posts):
+    return [stub_post(*post) for post in posts]
+
 if variant != "full":
-    pipeline.batches.process_post = stub_post
+    pipeline.batches.process_posts = stub_posts
 from pipeline.cli import main
 raise SystemExit(main(["build", "--input", corpus, "--output", out, "--cache-dir", cache, "--no-cache", "--quiet"]))
 """
