@@ -34,6 +34,10 @@ from pipeline.schema import PIPELINE_VERSION, SHARD_SCHEMA
 # faster (docs/performance.md).
 CHUNK_BITS = 8
 MAX_BATCH = 512
+# ... or once its posts' sizes add up to MAX_BATCH_BYTES: a worker holds a whole batch's posts, and
+# what each stage makes of them, at once (process.process_posts), so this bounds a worker's memory
+# whatever the posts' sizes. The corpus's batches (about 1 MB each) never reach it.
+MAX_BATCH_BYTES = 32 << 20
 # Columns the merge needs to deduplicate and order rows (and the card to chart them). The merge
 # reads only these columns' buffers from the memory-mapped shards, never their bulk.
 KEY_COLUMNS = ["article_id", "published_at", "feed_date", "source_path", "content_sha256", "source", "section",
@@ -138,11 +142,14 @@ def signature_key(items: list[InputItem], options_key: str) -> str | None:
 def make_batches(items: Iterable[InputItem], options_key: str) -> Iterator[Batch]:
     """Cut the stream of items into batches at content-defined boundaries."""
     current: list[InputItem] = []
+    size = 0
     for item in items:
         current.append(item)
-        if _is_boundary(item.source_path) or len(current) >= MAX_BATCH:
+        size += item.size or 0
+        if _is_boundary(item.source_path) or len(current) >= MAX_BATCH or size >= MAX_BATCH_BYTES:
             yield Batch(signature_key(current, options_key), current)
             current = []
+            size = 0
     if current:
         yield Batch(signature_key(current, options_key), current)
 

@@ -13,7 +13,7 @@ import pytest
 import pipeline.batches as batches_mod
 from pipeline.batches import make_batches
 from pipeline.build import BuildOptions, build
-from pipeline.discover import discover
+from pipeline.discover import InputItem, discover
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_POSTS = REPO / "pipeline" / "demo_posts"
@@ -99,6 +99,16 @@ def test_batches_independent_of_workers(small_batches: None) -> None:
     items = list(discover(str(DEMO_POSTS)))
     dropped = [b.key for b in make_batches([i for n, i in enumerate(items) if n != 10], "k")]
     assert len(set(dropped) ^ {k for k, _ in first}) <= 3  # at most: two old batches merge into one
+
+
+def test_batches_cut_by_size() -> None:
+    """Large posts make smaller batches: a worker holds a batch at once, so its bytes are capped."""
+    big = batches_mod.MAX_BATCH_BYTES // 3 + 1  # three of these pass the cap
+    items = [InputItem(f"p{n:03d}.md", ("file", f"/nowhere/p{n:03d}.md"), size=big) for n in range(10)]
+    cut = [len(b.items) for b in make_batches(items, "k")]
+    assert sum(cut) == 10
+    assert max(cut) <= 3
+    assert all(sum(i.size for i in b.items) < batches_mod.MAX_BATCH_BYTES + big for b in make_batches(items, "k"))
 
 
 def test_manifest_records_engine(tmp_path: Path) -> None:
