@@ -136,6 +136,44 @@ def test_find_credit_block_bare_code():
     assert find_credit_block("結果如上。 990101") == block(6, 12, None, [], "990101")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "詳情請洽詢專線 1100101",
+        "服務電話： 1100101",
+        "服務電話 ：\u30001100101 ",
+        "電話號碼 1100101",
+        "24小時熱線 1100101",
+        "報名請傳真 1100101",
+        "請撥總機轉分機 1100101",
+        "聯絡人手機 1100101",
+        "洽詢電話：(02) 1100101",
+        "洽詢電話（02）1100101",
+        "客服电话 1100101",
+        "Tel: 1100101",
+        "TEL 1100101",
+        "tel. 1100101",
+        "Fax： 1100101",
+        "服務電話 １１００１０１",
+    ],
+)
+def test_find_credit_block_phone_number_is_no_code(text):
+    """Seven digits after a phone or fax label are a number to call, not a ROC code."""
+    assert find_credit_block(text) is None
+
+
+def test_find_credit_block_phone_label_spares_real_codes():
+    ed = [c("editor", "王小明")]
+    # a code right after a credit bracket, even in a paragraph that gives a phone number
+    text = "洽詢專線 1100101。（編輯：王小明）1100102"
+    assert find_credit_block(text) == block(13, len(text), "編輯：王小明", ed, "1100102")
+    text = "請洽電話。（編輯：王小明）1100102"
+    assert find_credit_block(text) == block(5, len(text), "編輯：王小明", ed, "1100102")
+    # a bare code after sentence punctuation that follows a label, or after a word ending in "tel"
+    assert find_credit_block("專線。1100101") == block(3, 10, None, [], "1100101")
+    assert find_credit_block("住在 Grand Hotel 1100101") == block(15, 22, None, [], "1100101")
+
+
 def test_find_credit_block_full_width_code() -> None:
     # the code is kept as written; the credit block is found as with ASCII digits
     assert find_credit_block("今天天氣很好。（編輯：方沛清）１０９１００１") == block(

@@ -86,6 +86,15 @@ _BARE_CODE_RE = re.compile(
     r"(?P<code>(?:1[0-2][0-9]|[89][0-9])[01][0-9][0-3][0-9])\s*$"
 )
 
+# A phone or fax number that happens to look like a code: "洽詢專線 1100101", "電話：(02)1100101",
+# "Tel: 1100101". Its label (then spaces, a colon, an area code in brackets) comes right before the
+# digits; a Latin label only as a whole word ("Hotel 1100101" names no phone).
+_PHONE_LABEL_RE = re.compile(
+    r"(?:專線|電話(?:號碼)?|熱線|傳真|分機|手機|专线|电话(?:号码)?|热线|传真|分机|手机"
+    r"|(?<![A-Za-z])(?:Tel|TEL|tel|Fax|FAX|fax)\.?)"
+    rf"{_WS}*[：:]?{_WS}*(?:[（(]0[0-9]{{1,3}}[）)]{_WS}*)?\Z"
+)
+
 
 def _role(label: str) -> str:
     return ROLE_BY_LABEL.get(_WS_RE.sub("", label), "other")
@@ -220,7 +229,7 @@ def find_credit_block(text: str) -> dict | None:
                 }
     if "0" <= last <= "9":  # a bare code ends in a digit
         m = _BARE_CODE_RE.search(probe, tail_start)
-        if m is not None:
+        if m is not None and _PHONE_LABEL_RE.search(probe, tail_start, m.start("code")) is None:
             # keep leading whitespace in the text; cut from the code on
             return {
                 "start": m.start("code"),
