@@ -74,7 +74,7 @@ REJECT_REASONS: dict[str, str] = {
     "no_front_matter": "the file does not start with a '---' front matter block",
     "unclosed_front_matter": "the front matter block is never closed by '---'",
     "bad_front_matter": "the front matter is neither valid YAML nor simple 'key: value' lines",
-    "no_url": "the front matter has no usable `from` URL, so the post has no identity",
+    "no_url": "the front matter has no usable `from` URL (missing, or not an http(s) URL), so the post has no identity",
     "not_a_file": "a path named *.md that is not a regular file (a folder, a socket, ...)",
     "internal_error": "an unexpected error while processing this post (a bug: please report)",
 }
@@ -85,6 +85,7 @@ WARNING_CODES: dict[str, str] = {
     "decoded_utf16": "the file was UTF-16 and was decoded as such",
     "decoded_legacy": "the file was decoded as Big5 or GB18030, not UTF-8",
     "invalid_utf8": "invalid UTF-8 bytes were replaced with U+FFFD",
+    "invalid_utf16": "invalid UTF-16 bytes (e.g. a dangling last byte) were replaced with U+FFFD",
     "control_chars_removed": "NUL or other control characters were removed",
     "front_matter_fallback": "the front matter was not valid YAML; simple key: value lines were read instead",
     "no_epoch": "no <!--epoch--> comment: published_at is null",

@@ -151,6 +151,28 @@ def test_utf16_be_with_bom(tmp_path: Path) -> None:
     assert row["paragraphs"] == PARAS
 
 
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"], ids=["bom", "le-no-bom", "be-no-bom"])
+def test_utf16_cut_short_to_an_odd_length(tmp_path: Path, codec: str) -> None:
+    """A UTF-16 file cut one byte into a character: its dangling byte becomes U+FFFD, the rest is read."""
+    text = post()
+    kept = text[:text.index("生效。") + 3]
+    data = text.encode(codec)[:len(kept.encode(codec)) + 1]  # and the first byte of the next "<"
+    assert len(data) % 2 == 1
+    row = only_article(run_build(tmp_path, {"u.md": data}), "u.md", ["decoded_utf16", "invalid_utf16"])
+    assert row["paragraphs"] == [PARAS[0], PARAS[1] + "\ufffd"] and row["title"] == "英國宣布新措施"
+
+
+@pytest.mark.parametrize("bom", [b"\xff\xfe", b""], ids=["bom", "no-bom"])
+def test_binary_of_odd_length_read_as_utf16_is_still_binary(tmp_path: Path, bom: bytes) -> None:
+    """Random bytes that look like UTF-16 (a BOM, or NULs every other byte at the start) hold
+    many bad code units, not a few: binary_content, not an article full of U+FFFD."""
+    rnd = random.Random(3)
+    head = bytes(b for c in rnd.randbytes(100) for b in (c, 0))  # 200 bytes of NUL-interleaved "text"
+    data = bom + head + rnd.randbytes(8191)
+    assert len(data) % 2 == 1
+    only_reject(run_build(tmp_path, {"g.md": data}), "g.md", "binary_content")
+
+
 def test_utf8_bom(tmp_path: Path) -> None:
     row = only_article(run_build(tmp_path, {"b.md": b"\xef\xbb\xbf" + post().encode()}), "b.md", ["decoded_bom"])
     assert row["paragraphs"] == PARAS and row["title"] == "英國宣布新措施"
@@ -385,6 +407,40 @@ def test_missing_from(tmp_path: Path, url: str | None) -> None:
     only_reject(run_build(tmp_path, {"f.md": post(front(url=url))}), "f.md", "no_url")
 
 
+@pytest.mark.parametrize(("url", "shown"), [
+    ("12345", "'12345'"),
+    ("www.bbc.com/zhongwen/trad/world-54360001", "'www.bbc.com/zhongwen/trad/world-54360001'"),
+    ("//www.bbc.com/zhongwen/trad/world-54360001", "'//www.bbc.com/zhongwen/trad/world-54360001'"),
+    ("ftp://www.bbc.com/a", "'ftp://www.bbc.com/a'"),
+    ("mailto:news@bbc.com", "'mailto:news@bbc.com'"),
+    ("https://", "'https://'"),
+    ("http:///zhongwen", "'http:///zhongwen'"),
+    ("http://[::1/a", "'http://[::1/a'"),
+    ("2020-10-01", "'2020-10-01'"),  # a YAML date
+    ("x" * 300, "'" + "x" * 80 + "'…"),
+], ids=["int", "no-scheme", "scheme-relative", "ftp", "mailto", "no-host", "empty-host", "bad-ipv6", "date", "long"])
+@pytest.mark.parametrize("yaml_path", [False, True], ids=["fast", "yaml"])
+def test_from_that_is_not_an_http_url(tmp_path: Path, url: str, shown: str, yaml_path: bool) -> None:
+    """A `from` that is no http(s) URL with a host names no article: a reject saying what it held."""
+    # a single-quoted title sends the front matter through YAML (12345 an int, 2020-10-01 a date)
+    fm = front(title="'英國宣布新措施'" if yaml_path else '"英國宣布新措施"', url=url)
+    row = only_reject(run_build(tmp_path, {"f.md": post(fm)}), "f.md", "no_url")
+    assert row["detail"] == f"`from` is not an http(s) URL: {shown}"
+    assert row["source"] == "BBC"
+
+
+@pytest.mark.parametrize("url", ["HTTPS://WWW.BBC.COM/zhongwen/trad/world-54360001", f"'  {URL}  '",
+                                 URL.replace("https", "http")], ids=["upper-case", "spaces", "http"])
+def test_from_http_url_variants_are_urls(tmp_path: Path, url: str) -> None:
+    row = only_article(run_build(tmp_path, {"f.md": post(front(url=url))}), "f.md", [])
+    assert row["url"] == url.strip("' ")
+
+
+def test_from_container_says_what_it_is(tmp_path: Path) -> None:
+    row = only_reject(run_build(tmp_path, {"f.md": post(front(url="[a, b]"))}), "f.md", "no_url")
+    assert row["detail"] == "`from` is a list, not a URL"
+
+
 def test_missing_author(tmp_path: Path) -> None:
     res = run_build(tmp_path, {"a.md": post(front(author=None))})
     row = only_article(res, "a.md", ["no_source"])
@@ -431,6 +487,21 @@ def test_roc_code_that_is_no_date(tmp_path: Path, code: str, warning: str) -> No
     row = only_article(run_build(tmp_path, {"c.md": cna_post(code)}), "c.md", [warning])
     assert row["roc_code"] == code and row["roc_date"] is None
     assert row["paragraphs"][-1] == "預算案將送立法院審議。"
+
+
+@pytest.mark.parametrize("phone", ["洽詢專線 1100101", "電話： 1100101", "傳真 1100101", "Tel: 1100101"])
+def test_cna_phone_number_is_no_roc_code(tmp_path: Path, phone: str) -> None:
+    """A paragraph ending in a phone number keeps it as text; a credit block before it still counts."""
+    body = CNA_BODY.format(code="1091001").replace("</div>", f"<p>民眾可撥打{phone}</p></div>")
+    fm = front(title='"行政院通過預算案"', author="(臺)中央社CNA", url=CNA_URL)
+    row = only_article(run_build(tmp_path, {"c.md": post(fm, body)}), "c.md", [])
+    assert row["roc_code"] == "1091001" and row["credit_line"] == "編輯：李大華"
+    assert row["paragraphs"] == ["行政院今天通過新的預算案。", "預算案將送立法院審議。", f"民眾可撥打{phone}"]
+    (tmp_path / "alone").mkdir()
+    body = f"<div><p>（中央社台北1日電）行政院今天通過新的預算案。</p><p>民眾可撥打{phone}</p></div>"
+    row = only_article(run_build(tmp_path / "alone", {"c.md": post(fm, body)}), "c.md", [])
+    assert row["roc_code"] is None and row["roc_date"] is None
+    assert row["paragraphs"] == ["行政院今天通過新的預算案。", f"民眾可撥打{phone}"]
 
 
 # -- HTML ---------------------------------------------------------------------------------
