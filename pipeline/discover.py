@@ -236,7 +236,13 @@ class _EndTarInfo(tarfile.TarInfo):
 
 class _CheckedTarFile(tarfile.TarFile):
     tarinfo = _EndTarInfo
-    end: tarfile.HeaderError | None = None  # why iteration stopped; only EOFHeaderError is a proper end
+    end: tarfile.HeaderError | None = None  # why iteration stopped; see _PROPER_ENDS
+
+
+# How a whole archive ends: a zero block, or (as GNU tar accepts) no more bytes where the next header
+# would start. tarfile reads that header only once the member before it is whole (its data and
+# padding, else "unexpected end of data"), so neither is a cut inside a header or a member's data.
+_PROPER_ENDS = (tarfile.EOFHeaderError, tarfile.EmptyHeaderError)
 
 
 def _discover_tar(path: str, max_bytes: int) -> Iterator[InputItem]:
@@ -276,7 +282,7 @@ def _tar_items(raw: IO[bytes], max_bytes: int) -> Iterator[InputItem]:
                 fh = archive.extractfile(member)
                 data = read_capped(fh.read, max_bytes, member.size) if fh is not None else b""
                 yield InputItem(name, ("bytes", data), len(data), None, hashlib.sha256(data).hexdigest())
-        if not isinstance(archive.end, tarfile.EOFHeaderError):
+        if not isinstance(archive.end, _PROPER_ENDS):
             raise tarfile.ReadError(f"no end-of-archive block ({archive.end or 'stopped early'})")
 
 

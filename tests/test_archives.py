@@ -4,6 +4,7 @@ read past the size limit. All posts here are written by the tests."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -137,26 +138,75 @@ def test_truncated_tar_fails_the_build(tmp_path: Path, mode: str, suffix: str) -
 @pytest.mark.parametrize("mode, suffix, step", [("w:gz", ".tar.gz", 1), ("w", ".tar", 7)])
 def test_a_cut_tar_is_whole_or_an_error_never_part(tmp_path: Path, mode: str, suffix: str, step: int) -> None:
     """Cut anywhere (at a header boundary too, where tarfile itself stops silently): either every
-    member is there (the cut fell after the end-of-archive block) or discovery fails."""
+    member is there or discovery fails. The one exception is a plain tar cut exactly where a header
+    would start: its bytes are those of an archive written without its end-of-archive blocks, which
+    GNU tar reads whole, so the members before the cut are read (a gzip stream cut short fails)."""
     whole = write_tar(tmp_path / f"whole{suffix}", eight_posts(), mode)
     cut = tmp_path / f"cut{suffix}"
-    for end in range(0, len(whole), step):
+    # every member is one header block and one data block: a header would start at each 1024
+    ends = set(range(0, len(whole), step)) | ({*range(0, len(whole), 512)} if suffix == ".tar" else set())
+    for end in sorted(ends):
         cut.write_bytes(whole[:end])
         try:
             found = list(discover(str(cut)))
         except BuildError as exc:
             assert "\n" not in str(exc)
             continue
-        assert len(found) == 8, f"cut at {end}: {len(found)} members"
+        at_boundary = suffix == ".tar" and 0 < end <= 8 * 1024 and end % 1024 == 0
+        expected = end // 1024 if at_boundary else 8
+        assert len(found) == expected, f"cut at {end}: {len(found)} members"
 
 
-def test_tar_cut_at_a_member_boundary_fails(tmp_path: Path) -> None:
-    """The cut tarfile ends silently on: after a whole member, before the next header."""
-    whole = write_tar(tmp_path / "whole.tar", {"a.md": b"x" * 100, "b.md": b"y" * 100}, "w")
-    cut = tmp_path / "cut.tar"
-    cut.write_bytes(whole[:1024])  # a's header and data block
-    with pytest.raises(BuildError, match="end-of-archive"):
-        list(discover(str(cut)))
+def tar_without_end_blocks(members: dict[str, bytes]) -> bytes:
+    """A plain tar's bytes up to the end of its last member's padded data, without the zero blocks
+    that close() adds: what a writer that never closed its archive leaves."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        end = tf.offset
+    return buf.getvalue()[:end]
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".tar.gz"])
+@pytest.mark.parametrize("last", ["padded-post", "one-block-post", "not-a-post"])
+def test_tar_without_end_blocks_is_read_whole(tmp_path: Path, suffix: str, last: str) -> None:
+    """GNU tar reads an archive that stops right after its last member's (padded) data: so do we.
+    The last member is read (with or without padding after its data) or skipped unread."""
+    members = {"block.md": post(9).encode().ljust(1024), **eight_posts()}
+    if last == "one-block-post":  # 1024 bytes: no padding after its data
+        members["block.md"] = members.pop("block.md")
+    elif last == "not-a-post":
+        members["notes.txt"] = b"n" * 700
+    data = tar_without_end_blocks(members)
+    assert not data.endswith(bytes(512)) and len(data) % 512 == 0
+    path = tmp_path / f"in{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix == ".tar.gz" else data)
+    posts = sorted(name for name in members if name.endswith(".md"))
+    assert sorted(i.source_path for i in discover(str(path))) == posts
+    res = build_input(tmp_path, path)
+    assert sorted(r["source_path"] for r in res["articles"]) == posts and res["rejects"] == []
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".tar.gz"])
+@pytest.mark.parametrize("last", ["p8.md", "notes.txt"])  # a member read, or one skipped unread
+@pytest.mark.parametrize("where", ["in-header", "after-header", "in-data", "before-padding", "in-padding"])
+def test_tar_without_end_blocks_cut_inside_a_member_fails(tmp_path: Path, suffix: str, last: str,
+                                                         where: str) -> None:
+    """No end blocks, and the last member cut short (inside a whole gzip stream for .tar.gz): the
+    archive is truncated, not merely unclosed, and the build fails."""
+    whole = tar_without_end_blocks({**eight_posts(), last: post(8).encode().ljust(700)})
+    header = len(whole) - 512 - 1024  # the last member: one header block, 700 bytes of data, padding
+    end = header + {"in-header": 100, "after-header": 512, "in-data": 512 + 300, "before-padding": 512 + 700,
+                    "in-padding": 1535}[where]
+    path = tmp_path / f"cut{suffix}"
+    path.write_bytes(gzip.compress(whole[:end]) if suffix == ".tar.gz" else whole[:end])
+    with pytest.raises(BuildError, match="corrupt or truncated"):
+        list(discover(str(path)))
+    with pytest.raises(BuildError, match="corrupt or truncated"):
+        build_input(tmp_path, path)
 
 
 @pytest.mark.parametrize("in_gzip_header", [True, False])  # a TypeError inside tarfile; two thirds kept
