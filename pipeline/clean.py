@@ -75,7 +75,9 @@ def parse_html(body: bytes | str) -> tuple[Any | None, list[str]]:
         body = body.encode("utf-8", "replace")  # a lone surrogate is no text: "?"
     if not body or body.isspace():
         return None, []
-    if b"<!" in body:  # rare (10 of the corpus's bodies, none a DOCTYPE): read it as text
+    # rare (10 of the corpus's bodies, none a DOCTYPE): read it as text. The one-byte test first is
+    # a memchr, where the two-byte search costs 4 µs a post
+    if b"!" in body and b"<!" in body:
         body = _without_doctype(body)
     try:
         root = etree.fromstring(body, _PARSER)
