@@ -51,7 +51,9 @@ def _parse(post: _Post) -> None:
 def _clean(post: _Post) -> None:
     parsed = post.parsed
     post.cna = is_cna(parsed["url"], parsed["source"])
-    post.cleaned = clean_body(parsed["body_html"], CNA_RULES if post.cna else GENERIC_RULES)
+    # the body's bytes (about the post's size) serve this stage alone: kept to the batch's end, every
+    # post's would be held at once through extract and assemble
+    post.cleaned = clean_body(parsed.pop("body_html"), CNA_RULES if post.cna else GENERIC_RULES)
 
 
 def _extract(post: _Post) -> None:
