@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.cache import ShardStore
-from pipeline.discover import InputItem, read_item
+from pipeline.discover import DEFAULT_MAX_BYTES, InputItem, read_item
 from pipeline.errors import Reject
 from pipeline.process import process_posts, reject_row
 from pipeline.schema import PIPELINE_VERSION, SHARD_SCHEMA
@@ -36,7 +36,8 @@ CHUNK_BITS = 8
 MAX_BATCH = 512
 # ... or once its posts' sizes add up to MAX_BATCH_BYTES: a worker holds a whole batch's posts, and
 # what each stage makes of them, at once (process.process_posts), so this bounds a worker's memory
-# whatever the posts' sizes. The corpus's batches (about 1 MB each) never reach it.
+# whatever the posts' sizes (a post of unknown size counts as --max-bytes: held_bytes). The corpus's
+# batches (about 1 MB each) never reach it.
 MAX_BATCH_BYTES = 32 << 20
 # Columns the merge needs to deduplicate and order rows (and the card to chart them). The merge
 # reads only these columns' buffers from the memory-mapped shards, never their bulk.
@@ -139,13 +140,23 @@ def signature_key(items: list[InputItem], options_key: str) -> str | None:
     return "sig-" + _hash_keys([(i.source_path, k) for i, k in zip(items, keys, strict=True)], options_key)
 
 
-def make_batches(items: Iterable[InputItem], options_key: str) -> Iterator[Batch]:
-    """Cut the stream of items into batches at content-defined boundaries."""
+def held_bytes(item: InputItem, max_bytes: int) -> int:
+    """The bytes a worker may hold for `item`: its size; when no size was listed (an fsspec store
+    may list none) the most a read takes, not nothing; none for an input rejected in discovery."""
+    if item.locator[0] == "error":
+        return 0
+    return max_bytes if item.size is None else item.size
+
+
+def make_batches(items: Iterable[InputItem], options_key: str,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[Batch]:
+    """Cut the stream of items into batches at content-defined boundaries (`max_bytes`: the
+    build's --max-bytes, what a post of unknown size may take)."""
     current: list[InputItem] = []
     size = 0
     for item in items:
         current.append(item)
-        size += item.size or 0
+        size += held_bytes(item, max_bytes)
         if _is_boundary(item.source_path) or len(current) >= MAX_BATCH or size >= MAX_BATCH_BYTES:
             yield Batch(signature_key(current, options_key), current)
             current = []

@@ -195,7 +195,7 @@ def _build_holding(opts: BuildOptions, figures: FigureJob | None, t_start: float
     key_columns = KeyCollector(store)
 
     def todo() -> Iterator[Batch]:
-        for batch in make_batches(items_iter, opts.options_key()):
+        for batch in make_batches(items_iter, opts.options_key(), opts.max_bytes):
             known = index.get(batch.key) if opts.use_cache else None
             meta = store.get_meta(known) if known else None
             if meta is not None:

@@ -111,6 +111,19 @@ def test_batches_cut_by_size() -> None:
     assert all(sum(i.size for i in b.items) < batches_mod.MAX_BATCH_BYTES + big for b in make_batches(items, "k"))
 
 
+def test_batches_cut_by_size_when_sizes_are_unknown() -> None:
+    """A post whose store lists no size (fsspec) may be up to --max-bytes: it counts as that much,
+    not as nothing (512 posts of 8 MiB would be a 4 GiB batch). A reject made in discovery, never
+    read, counts nothing."""
+    limit = batches_mod.MAX_BATCH_BYTES // 4
+    items = [InputItem(f"p{n:03d}.md", ("fsspec", f"memory://in/p{n:03d}.md")) for n in range(40)]
+    cut = [len(b.items) for b in make_batches(items, "k", max_bytes=limit)]
+    assert sum(cut) == 40 and max(cut) <= 4
+    unread = [InputItem(f"e{n:03d}.md", ("error", "unreadable", "x")) for n in range(40)]
+    assert [len(b.items) for b in make_batches(unread, "k", max_bytes=limit)] == \
+        [len(b.items) for b in make_batches(unread, "k", max_bytes=1 << 40)] == [40]
+
+
 def test_manifest_records_engine(tmp_path: Path) -> None:
     _, manifest = build_with(str(DEMO_POSTS), tmp_path, 2)
     assert manifest["options"]["engine"] == "local"
