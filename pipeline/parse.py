@@ -66,8 +66,11 @@ _YAML_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@` \t")
 # How much of a `from` that is no URL a reject's detail shows.
 _URL_SHOWN = 80
 # An http(s) URL whose host is plain letters, digits, dots and dashes: every archiver `from`. One
-# C-level match where urlsplit costs 3.5 µs a post; anything else is left to urlsplit.
-_PLAIN_HTTP_URL_RE = re.compile(r"https?://[a-z0-9.-]+(?:[:/?#]|\Z)", re.IGNORECASE)
+# C-level match where urlsplit costs 3.5 µs a post; anything else is left to urlsplit. It accepts
+# nothing urlsplit would not: ASCII only (without it, a case-blind [a-z] matches "ſ" and the Kelvin
+# sign too, and "httpſ://" is no scheme), and after the host only a port and the end of urlsplit's
+# netloc (a bare ":" may start "user:@" with no host after it, or a "[" that urlsplit refuses).
+_PLAIN_HTTP_URL_RE = re.compile(r"https?://[a-z0-9.-]+(?::[0-9]*)?(?:[/?#]|\Z)", re.IGNORECASE | re.ASCII)
 
 # Epoch milliseconds accepted as a publish time: 1995-01-01 .. 2100-01-01.
 _EPOCH_MIN_MS = 788_918_400_000
@@ -142,8 +145,12 @@ def _utf16_codec(raw: bytes) -> str | None:
 def _damaged_utf16(raw: bytes, codec: str) -> str | None:
     """UTF-16 text with a few bad code units (a dangling last byte in a file cut short, a split
     surrogate pair) read with U+FFFD in their place; None when there are more than 2 and 1 in 200
-    characters (binary bytes read as UTF-16 hold a lone surrogate in about one unit in 32)."""
+    characters (binary bytes read as UTF-16 hold a lone surrogate in about one unit in 32), or any
+    NUL character: two aligned zero bytes, which no text holds and binary formats are full of (a
+    font or a .mo catalog has few lone surrogates but is no text)."""
     replaced = raw.decode(codec, errors="replace")
+    if "\x00" in replaced:
+        return None
     # "ignore" drops the bad units and keeps any U+FFFD the text itself holds
     bad = replaced.count("\ufffd") - raw.decode(codec, errors="ignore").count("\ufffd")
     return replaced if bad <= _UTF16_DAMAGE_MIN or bad * 200 < len(replaced) else None
@@ -303,7 +310,8 @@ def url_problem(value: Any) -> str | None:
         return None
     try:
         parts = urlsplit(text)
-        if parts.scheme.lower() in ("http", "https") and parts.hostname:
+        # a host of spaces names nothing ("http:// /a")
+        if parts.scheme.lower() in ("http", "https") and parts.hostname and not parts.hostname.isspace():
             return None
     except ValueError:  # an unclosed "[" (IPv6) or characters NFKC would change in the host
         pass

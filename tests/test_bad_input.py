@@ -10,15 +10,18 @@ import json
 import os
 import random
 import socket
+import struct
 import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.build import BuildOptions, build
+from pipeline.parse import url_problem
 from pipeline.process import process_post
 
 URL = "https://www.bbc.com/zhongwen/trad/world-54360001"
@@ -171,6 +174,18 @@ def test_binary_of_odd_length_read_as_utf16_is_still_binary(tmp_path: Path, bom:
     data = bom + head + rnd.randbytes(8191)
     assert len(data) % 2 == 1
     only_reject(run_build(tmp_path, {"g.md": data}), "g.md", "binary_content")
+
+
+@pytest.mark.parametrize("odd", [True, False], ids=["odd-length", "even-length"])
+def test_structured_binary_with_few_bad_utf16_units_is_still_binary(tmp_path: Path, odd: bool) -> None:
+    """A font or a message catalog read as UTF-16 holds few lone surrogates (12 in 6,114 units in a
+    real font), too few for the damage ratio, but its tables of small integers make NUL units: binary."""
+    rnd = random.Random(8)
+    table = b"".join(struct.pack("<I", rnd.randrange(1, 256)) for _ in range(60))  # every other unit NUL
+    units = [rnd.choice(range(0xE000, 0x10000)) if k % 3 else rnd.randrange(0x100, 0xD800) for k in range(3000)]
+    units[::500] = [0xDC00] * len(units[::500])  # 6 lone surrogates
+    data = table + b"".join(struct.pack("<H", u) for u in units) + (b"\x01" if odd else b"")
+    only_reject(run_build(tmp_path, {"f.md": data}), "f.md", "binary_content")
 
 
 def test_utf8_bom(tmp_path: Path) -> None:
@@ -418,7 +433,12 @@ def test_missing_from(tmp_path: Path, url: str | None) -> None:
     ("http://[::1/a", "'http://[::1/a'"),
     ("2020-10-01", "'2020-10-01'"),  # a YAML date
     ("x" * 300, "'" + "x" * 80 + "'…"),
-], ids=["int", "no-scheme", "scheme-relative", "ftp", "mailto", "no-host", "empty-host", "bad-ipv6", "date", "long"])
+    ("httpſ://www.bbc.com/a", "'httpſ://www.bbc.com/a'"),  # "ſ" is "s" only to a case-blind [a-z]
+    ("http://www.bbc.com:@/zhongwen", "'http://www.bbc.com:@/zhongwen'"),  # user "www.bbc.com", no host
+    ("http://www.bbc.com:[1/a", "'http://www.bbc.com:[1/a'"),  # urlsplit refuses it
+    ("http:// /zhongwen", "'http:// /zhongwen'"),
+], ids=["int", "no-scheme", "scheme-relative", "ftp", "mailto", "no-host", "empty-host", "bad-ipv6", "date", "long",
+        "long-s-scheme", "userinfo-no-host", "bracket-after-colon", "blank-host"])
 @pytest.mark.parametrize("yaml_path", [False, True], ids=["fast", "yaml"])
 def test_from_that_is_not_an_http_url(tmp_path: Path, url: str, shown: str, yaml_path: bool) -> None:
     """A `from` that is no http(s) URL with a host names no article: a reject saying what it held."""
@@ -434,6 +454,26 @@ def test_from_that_is_not_an_http_url(tmp_path: Path, url: str, shown: str, yaml
 def test_from_http_url_variants_are_urls(tmp_path: Path, url: str) -> None:
     row = only_article(run_build(tmp_path, {"f.md": post(front(url=url))}), "f.md", [])
     assert row["url"] == url.strip("' ")
+
+
+def _urlsplit_says_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and not parts.hostname.isspace()
+
+
+@pytest.mark.parametrize("text", [
+    "https://www.bbc.com/zhongwen", "HTTP://WWW.BBC.COM", "http://a.b:8080/x", "http://a.b:/x", "http://a.b?q#f",
+    "httpſ://a.b/x", "hTTpſ://a.b", "http://\u212a.com/", "http://a.b:@/x", "http://a.b:c@/x", "http://a.b:@",
+    "http://a.b:[x", "http://a.b:]x", "http://a.b:\uff03@c", "http://a.b:8080@/x", "http://a.b:80[/x",
+    "http://[::1]/x", "http://[::1/x", "http://中央社.tw/", "http:// /x", "http://\u3000/x", "http://a b/",
+    "http://a\tb/", "http://a.b/\nc", "https://", "http:///x", "http:x", "//a.b/x", "ftp://a.b/x",
+])
+def test_url_fast_path_accepts_only_what_urlsplit_does(text: str) -> None:
+    """The regex that spares urlsplit for plain URLs decides as urlsplit would, on hostile values too."""
+    assert (url_problem(text) is None) == _urlsplit_says_url(text)
 
 
 def test_from_container_says_what_it_is(tmp_path: Path) -> None:
