@@ -239,10 +239,14 @@ class _CheckedTarFile(tarfile.TarFile):
     end: tarfile.HeaderError | None = None  # why iteration stopped; see _PROPER_ENDS
 
 
-# How a whole archive ends: a zero block, or (as GNU tar accepts) no more bytes where the next header
+# How an archive may end: a zero block, or (as GNU tar accepts) no more bytes where the next header
 # would start. tarfile reads that header only once the member before it is whole (its data and
 # padding, else "unexpected end of data"), so neither is a cut inside a header or a member's data.
+# The second is also what an archive cut exactly between two members looks like: its members are
+# read, and one `unreadable` row, named after the archive, says the rest may be missing.
 _PROPER_ENDS = (tarfile.EOFHeaderError, tarfile.EmptyHeaderError)
+UNTERMINATED_TAR = ("the archive stops after a whole member without its end-of-archive blocks: "
+                    "written so, or cut short there, in which case the posts after that member are missing")
 
 
 def _discover_tar(path: str, max_bytes: int) -> Iterator[InputItem]:
@@ -254,12 +258,12 @@ def _discover_tar(path: str, max_bytes: int) -> Iterator[InputItem]:
         raise BuildError(f"cannot open tar archive {path}: {exc}") from exc
     with raw:
         try:
-            yield from _tar_items(raw, max_bytes)
+            yield from _tar_items(raw, max_bytes, os.path.basename(path))
         except _TAR_ERRORS as exc:
             raise BuildError(f"tar archive {path} is corrupt or truncated: {exc}") from exc
 
 
-def _tar_items(raw: IO[bytes], max_bytes: int) -> Iterator[InputItem]:
+def _tar_items(raw: IO[bytes], max_bytes: int, archive_name: str) -> Iterator[InputItem]:
     # gzip through the gzip module: tarfile's own stream decompresses each 10 KiB read whole (10 MB
     # from 10 KiB of zeros) and takes a cut inside the gzip header for a TypeError
     gzipped = raw.read(2) == b"\x1f\x8b"
@@ -284,6 +288,8 @@ def _tar_items(raw: IO[bytes], max_bytes: int) -> Iterator[InputItem]:
                 yield InputItem(name, ("bytes", data), len(data), None, hashlib.sha256(data).hexdigest())
         if not isinstance(archive.end, _PROPER_ENDS):
             raise tarfile.ReadError(f"no end-of-archive block ({archive.end or 'stopped early'})")
+        if isinstance(archive.end, tarfile.EmptyHeaderError):
+            yield InputItem(printable_path(archive_name), ("error", "unreadable", UNTERMINATED_TAR))
 
 
 def _discover_fsspec(url: str) -> Iterator[InputItem]:

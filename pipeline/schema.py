@@ -70,7 +70,8 @@ REJECT_REASONS: dict[str, str] = {
     "empty_file": "the file has no bytes (or only whitespace)",
     "binary_content": "the bytes are not text in any supported encoding",
     "too_large": "the file is larger than the configured --max-bytes limit",
-    "unreadable": "the file could not be read (permissions, broken symlink, I/O error)",
+    "unreadable": "the file could not be read (permissions, broken symlink, I/O error), a folder could not be "
+                  "listed, or a tar archive lacks its end blocks (posts after its last member may be missing)",
     "no_front_matter": "the file does not start with a '---' front matter block",
     "unclosed_front_matter": "the front matter block is never closed by '---'",
     "bad_front_matter": "the front matter is neither valid YAML nor simple 'key: value' lines",
