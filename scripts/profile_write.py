@@ -1,12 +1,15 @@
 """The write phase alone: a built cache's shards -> the articles' Parquet files, timed in-process.
 
     .venv/bin/python scripts/profile_write.py [CORPUS] [--repeat N] [--mmap-threshold MIB ...]
+        [--trim-threshold MIB ...]
 
 Builds CORPUS once into a temporary folder (its cache is what the write phase reads), then, in a
 fresh process per run, merges the shards' keys and runs `pipeline.write.write_articles` (the two
 writer threads and the card's observers, as in a build) with glibc's mmap threshold set as the
-build sets it after processing (`--mmap-threshold`, MiB; several values alternate). Prints wall
-time, process CPU (all threads), system CPU and minor page faults per run.
+build sets it after processing (`--mmap-threshold`, MiB) and its trim threshold (`--trim-threshold`,
+MiB; default: the build's own, `pipeline.batches.TRIM_THRESHOLD_BYTES`); every combination of the
+values given alternates. Prints wall time, process CPU (all threads), system CPU, minor page faults
+and the process's peak RSS per run.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def one_run(cache: str, threshold: int) -> None:
+def one_run(cache: str, threshold: int, trim: int) -> None:
     from pipeline.batches import code_fingerprint, use_system_allocator
     from pipeline.cache import ShardStore
     from pipeline.card import CARD_COLUMNS
@@ -40,7 +43,9 @@ def one_run(cache: str, threshold: int) -> None:
     winners, _ = deduplicate(keys.table(order))
     placement = winners.select(["shard", "row"])
     del winners
-    ctypes.CDLL("libc.so.6").mallopt(-3, threshold)  # M_MMAP_THRESHOLD, as batches.fix_mmap_threshold
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD, as batches.fix_mmap_threshold
+    libc.mallopt(-1, trim)  # M_TRIM_THRESHOLD, likewise
     out = Path(tempfile.mkdtemp(prefix="profile-write-"))
     try:
         r0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -51,9 +56,9 @@ def one_run(cache: str, threshold: int) -> None:
     finally:
         shutil.rmtree(out, ignore_errors=True)
     cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
-    print(f"mmap threshold {threshold >> 20:3d} MiB: wall {wall:.3f} s, CPU {cpu:.3f} s "
-          f"(system {r1.ru_stime - r0.ru_stime:.3f} s), minor page faults {r1.ru_minflt - r0.ru_minflt}",
-          flush=True)
+    print(f"mmap threshold {threshold >> 20:3d} MiB, trim threshold {trim / 2**20:6.2f} MiB: wall {wall:.3f} s, "
+          f"CPU {cpu:.3f} s (system {r1.ru_stime - r0.ru_stime:.3f} s), minor page faults "
+          f"{r1.ru_minflt - r0.ru_minflt}, peak RSS {r1.ru_maxrss >> 10} MB", flush=True)
 
 
 def main(argv: list[str]) -> int:
@@ -62,14 +67,17 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--mmap-threshold", type=int, nargs="+", default=None,
                     help="MiB; default: the build's own (pipeline.batches.MMAP_THRESHOLD_BYTES)")
-    ap.add_argument("--one-run", nargs=2, metavar=("CACHE", "BYTES"), help=argparse.SUPPRESS)
+    ap.add_argument("--trim-threshold", type=float, nargs="+", default=None,
+                    help="MiB; default: the build's own (pipeline.batches.TRIM_THRESHOLD_BYTES)")
+    ap.add_argument("--one-run", nargs=3, metavar=("CACHE", "MMAP", "TRIM"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one_run:
-        one_run(args.one_run[0], int(args.one_run[1]))
+        one_run(args.one_run[0], int(args.one_run[1]), int(args.one_run[2]))
         return 0
-    from pipeline.batches import MMAP_THRESHOLD_BYTES
+    from pipeline.batches import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES
 
     thresholds = [m << 20 for m in args.mmap_threshold] if args.mmap_threshold else [MMAP_THRESHOLD_BYTES]
+    trims = [int(m * 2**20) for m in args.trim_threshold] if args.trim_threshold else [TRIM_THRESHOLD_BYTES]
     tmp = Path(tempfile.mkdtemp(prefix="profile-write-"))
     try:
         subprocess.run([sys.executable, "-m", "pipeline", "build", "--input", args.corpus, "--output",
@@ -77,8 +85,9 @@ def main(argv: list[str]) -> int:
                         "--quiet"], cwd=ROOT, check=True)
         for _ in range(args.repeat):
             for threshold in thresholds:  # alternating: the machine's load drifts
-                subprocess.run([sys.executable, __file__, "--one-run", str(tmp / "cache"), str(threshold)],
-                               cwd=ROOT, check=True)
+                for trim in trims:
+                    subprocess.run([sys.executable, __file__, "--one-run", str(tmp / "cache"), str(threshold),
+                                    str(trim)], cwd=ROOT, check=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

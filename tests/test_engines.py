@@ -130,6 +130,24 @@ def test_manifest_records_engine(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))["counts"]["inputs"] == 37
 
 
+def test_merge_malloc_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the merge the driver fixes both glibc thresholds: large blocks mapped on their own (freed
+    merge buffers leave), and heap tops kept up to TRIM_THRESHOLD_BYTES (fixing the first left the
+    second at 128 KiB: the writer threads' buffers were given back and faulted in for every group)."""
+    calls: list[tuple[int, int]] = []
+
+    class FakeLibc:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(batches_mod, "_LIBC", FakeLibc())
+    batches_mod.fix_mmap_threshold()
+    assert dict(calls) == {-3: batches_mod.MMAP_THRESHOLD_BYTES, -1: batches_mod.TRIM_THRESHOLD_BYTES}
+    assert batches_mod.TRIM_THRESHOLD_BYTES >= batches_mod.MMAP_THRESHOLD_BYTES  # a freed block below the
+    # mmap threshold can stay in the heap for the next row group
+
+
 def test_heap_trimmed_only_after_growth(monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers give free heap pages back once their RSS has grown by TRIM_GROWTH_BYTES since the
     last trim, not after every batch (the pages would only be faulted in again)."""
