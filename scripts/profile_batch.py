@@ -1,12 +1,12 @@
 """Where a worker's time goes, batch by batch: the stage order, and the sections of a batch.
 
-    .venv/bin/python scripts/profile_batch.py [CORPUS] [--rounds 3]
+    .venv/bin/python scripts/profile_batch.py [CORPUS] [--rounds 3] [--sizes 1 0]
 
 One process, the corpus's posts read into memory first, the real batches (`make_batches`):
 
-1. Stage order: every post through all the stages before the next post (`process_post`, what
-   workers did before the sixth session) against each stage over the whole batch before the next
-   stage (`process_posts`, what they do now), alternating `--rounds` times; µs per post.
+1. Stage order: every post through all the stages before the next post (what workers did before
+   the sixth session) against each stage over the whole batch before the next stage (what they do
+   now), or over runs of `--sizes` posts, alternating `--rounds` times; µs per post.
 2. Sections of `batches.process_batch`, timed one by one (read, hash, stages, sort, record ->
    Arrow, IPC bytes, shard file, freeing the batch), into a temporary shard store; µs per post.
 """
@@ -39,33 +39,33 @@ from pipeline.batches import (  # noqa: E402
 )
 from pipeline.cache import ShardStore  # noqa: E402
 from pipeline.discover import discover, read_item  # noqa: E402
-from pipeline.process import process_post, process_posts  # noqa: E402
+from pipeline.process import process_posts  # noqa: E402
 from pipeline.schema import SHARD_SCHEMA  # noqa: E402
 
 MAX_BYTES = 8 << 20
 
 
-def stage_order(batches: list[list[tuple[str, bytes, str]]], rounds: int) -> None:
+def stage_order(batches: list[list[tuple[str, bytes, str]]], rounds: int, sizes: list[int]) -> None:
+    """`process_posts` over runs of each size in `sizes` (1: each post through every stage before
+    the next post; 0: the whole batch), alternating."""
     n = sum(len(b) for b in batches)
 
-    def per_post() -> None:
+    def run(size: int) -> None:
         for batch in batches:
-            for post in batch:
-                process_post(*post)
+            step = size or len(batch)
+            for start in range(0, len(batch), step):
+                process_posts(batch[start:start + step])
 
-    def per_batch() -> None:
-        for batch in batches:
-            process_posts(batch)
-
-    runs: dict[str, list[float]] = {"per post": [], "per batch": []}
+    runs: dict[int, list[float]] = {size: [] for size in sizes}
     for _ in range(rounds):
-        for name, run in (("per post", per_post), ("per batch", per_batch)):
+        for size in sizes:
             t0 = time.perf_counter()
-            run()
-            runs[name].append((time.perf_counter() - t0) / n * 1e6)
+            run(size)
+            runs[size].append((time.perf_counter() - t0) / n * 1e6)
     print(f"stage order, {n:,} posts, µs per post ({rounds} alternating rounds):")
-    for name, values in runs.items():
-        print(f"  {name:9s} {min(values):6.1f} fastest  [{', '.join(f'{v:.1f}' for v in values)}]")
+    for size, values in runs.items():
+        name = "per post" if size == 1 else "per batch" if size == 0 else f"per {size} posts"
+        print(f"  {name:13s} {min(values):6.1f} fastest  [{', '.join(f'{v:.1f}' for v in values)}]")
 
 
 def batch_sections(corpus: str) -> None:
@@ -116,6 +116,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", nargs="?", default=str(ROOT.parent / "shared" / "corpus"))
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 0],
+                    help="posts taken through the stages together: 1 = one by one, 0 = the whole batch")
     args = ap.parse_args()
     skip_pandas_probe()
     batches = []
@@ -125,7 +127,7 @@ def main() -> int:
             raw = read_item(item, MAX_BYTES, {})
             posts.append((item.source_path, raw, hashlib.sha256(raw).hexdigest()))
         batches.append(posts)
-    stage_order(batches, args.rounds)
+    stage_order(batches, args.rounds, args.sizes)
     del batches
     batch_sections(args.corpus)
     return 0
