@@ -236,15 +236,15 @@ class _EndTarInfo(tarfile.TarInfo):
 
 class _CheckedTarFile(tarfile.TarFile):
     tarinfo = _EndTarInfo
-    end: tarfile.HeaderError | None = None  # why iteration stopped; see _PROPER_ENDS
+    end: tarfile.HeaderError | None = None  # why iteration stopped; see UNTERMINATED_TAR
 
 
-# How an archive may end: a zero block, or (as GNU tar accepts) no more bytes where the next header
-# would start. tarfile reads that header only once the member before it is whole (its data and
-# padding, else "unexpected end of data"), so neither is a cut inside a header or a member's data.
-# The second is also what an archive cut exactly between two members looks like: its members are
-# read, and one `unreadable` row, named after the archive, says the rest may be missing.
-_PROPER_ENDS = (tarfile.EOFHeaderError, tarfile.EmptyHeaderError)
+# An archive may end with a zero block (EOFHeaderError), or (as GNU tar accepts) with no more bytes
+# where the next header would start (EmptyHeaderError). tarfile reads that header only once the
+# member before it is whole (its data and padding, else "unexpected end of data"), so neither is a
+# cut inside a header or a member's data. The second is also what an archive cut exactly between two
+# members looks like: its members are read, and one `unreadable` row, named after the archive, says
+# the rest may be missing.
 UNTERMINATED_TAR = ("the archive stops after a whole member without its end-of-archive blocks: "
                     "written so, or cut short there, in which case the posts after that member are missing")
 
@@ -286,10 +286,10 @@ def _tar_items(raw: IO[bytes], max_bytes: int, archive_name: str) -> Iterator[In
                 fh = archive.extractfile(member)
                 data = read_capped(fh.read, max_bytes, member.size) if fh is not None else b""
                 yield InputItem(name, ("bytes", data), len(data), None, hashlib.sha256(data).hexdigest())
-        if not isinstance(archive.end, _PROPER_ENDS):
-            raise tarfile.ReadError(f"no end-of-archive block ({archive.end or 'stopped early'})")
         if isinstance(archive.end, tarfile.EmptyHeaderError):
             yield InputItem(printable_path(archive_name), ("error", "unreadable", UNTERMINATED_TAR))
+        elif not isinstance(archive.end, tarfile.EOFHeaderError):
+            raise tarfile.ReadError(f"no end-of-archive block ({archive.end or 'stopped early'})")
 
 
 def _discover_fsspec(url: str) -> Iterator[InputItem]:
