@@ -260,6 +260,11 @@ cdef class Walker:
         """A block element's children -> paragraphs, images, related links."""
         self.block(_node_of(el), depth)
 
+    def walk_quick(self, bytes body not None) -> bool:
+        """Walk body HTML (UTF-8 bytes) through the quick tree (below) when it is plain enough
+        for it; False, with nothing walked, when it must go through libxml2's parser."""
+        return walk_quick_tree(self, body) == 1
+
     cpdef emit(self, str text):
         """One block's text -> paragraphs: split at <br> (never at source newlines)."""
         if not text or text.isspace():
@@ -499,3 +504,585 @@ cdef list iter_text(tree.xmlNode* c_node):
     add_text(parts, c_node)
     collect_text(c_node, parts)
     return parts
+
+
+# -- the quick tree ------------------------------------------------------------------------
+# libxml2's HTML parser costs more than the whole walk (about 40 µs a post on the corpus, 60 % of
+# the clean stage): it reads every character, interns every name, allocates every node and keeps
+# an error log. Most posts are plain markup: valid UTF-8, tags properly nested, no DOCTYPE or
+# odd constructs. For those, the quick builder lays out the same libxml2 nodes that libxml2
+# would (one copy of the body, decoded and NUL-terminated in place; nodes from a few blocks) and
+# the walk above reads them as it reads libxml2's. Anything it is not sure of makes it decline,
+# and the post goes through libxml2 as before. What it must know of libxml2's rules (void tags,
+# raw-text tags, which start tags close the open element) it asks pipeline.html_parser, which
+# reads them off libxml2 itself. tests/test_quick_tree.py checks it against libxml2 on generated
+# markup; scripts/profile_clean.py --compare checks it on a whole corpus.
+
+from libc.stdlib cimport free, malloc
+from libc.string cimport memchr, memcmp, memcpy, memset, strstr
+
+from pipeline.html_parser import TAG_HEAD, TAG_RAW, TAG_REFUSED, TAG_VOID, named_reference, start_closes, tag_flags
+
+cdef extern from "string.h":
+    void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen)
+
+cdef enum:
+    _QT_MAX_TAGS = 512  # distinct tag names a process learns; beyond that, posts go to libxml2
+    _QT_SLOTS = 2048  # the tag-name hash table (a power of two, above twice _QT_MAX_TAGS)
+    _QT_MAX_NAME = 40
+    _QT_MAX_DEPTH = 100  # below the walk's MAX_DEPTH and libxml2's own depth limit
+    _QT_MAX_BYTES = 4 << 20  # libxml2 (huge_tree off) has text-size limits; big bodies go to it
+    _QT_CHUNK = 16384
+    _QT_ATTRS = 6
+
+cdef int _F_VOID = TAG_VOID, _F_RAW = TAG_RAW, _F_REFUSED = TAG_REFUSED, _F_HEAD = TAG_HEAD
+
+# Tag names met so far: id -> name (kept alive in _tag_name_objects), length, flags; a hash table
+# of ids by name; and what a start tag does to the open element, by (new id, open id):
+# 0 not asked yet, 1 keeps it open, 2 closes it.
+cdef list _tag_name_objects = []
+cdef const char* _tag_names[_QT_MAX_TAGS]
+cdef int _tag_lengths[_QT_MAX_TAGS]
+cdef int _tag_flags[_QT_MAX_TAGS]
+cdef int _tag_slots[_QT_SLOTS]
+cdef int _tag_count = 0
+cdef unsigned char _closes[_QT_MAX_TAGS * _QT_MAX_TAGS]
+
+# The attributes the walk reads; others are skipped without being decoded.
+cdef const char* _ATTR_NAMES[_QT_ATTRS]
+_ATTR_NAMES[0] = b"class"
+_ATTR_NAMES[1] = b"id"
+_ATTR_NAMES[2] = b"src"
+_ATTR_NAMES[3] = b"data-src"
+_ATTR_NAMES[4] = b"data-original"
+_ATTR_NAMES[5] = b"href"
+cdef int _ATTR_LENGTHS[_QT_ATTRS]
+_ATTR_LENGTHS[:] = [5, 2, 3, 8, 13, 4]
+
+# byte classes
+cdef enum:
+    _C_NAME = 1  # a tag or attribute name's byte: ASCII letter, digit, ':', '_', '.', '-'
+    _C_SPACE = 2  # HTML's whitespace as the builder admits it (no CR or form feed)
+    _C_ALNUM = 4
+    _C_BAD_UNQUOTED = 8  # not allowed in an unquoted attribute value
+    _C_REFUSED = 16  # an ASCII byte the builder leaves to libxml2: controls, DEL
+cdef unsigned char _byte_class[256]
+
+
+cdef void _init_byte_classes() noexcept:
+    cdef int c
+    memset(_byte_class, 0, sizeof(_byte_class))
+    for c in range(128):
+        if (ord("a") <= c <= ord("z")) or (ord("A") <= c <= ord("Z")) or (ord("0") <= c <= ord("9")):
+            _byte_class[c] |= _C_NAME | _C_ALNUM
+        if c < 0x20 or c == 0x7F:
+            _byte_class[c] |= _C_REFUSED
+    for c in b":_.-":
+        _byte_class[c] |= _C_NAME
+    for c in b" \t\n":
+        _byte_class[c] = _C_SPACE
+    for c in b"\"'<=`":
+        _byte_class[c] |= _C_BAD_UNQUOTED
+
+
+_init_byte_classes()
+
+
+cdef bint _plain_text(const unsigned char* s, size_t n) noexcept:
+    """Valid UTF-8 without NUL, controls (tab and newline aside), DEL, C1 controls, surrogates or
+    noncharacters, and no byte-order mark in front: what libxml2 reads as it is."""
+    cdef size_t i = 0
+    cdef unsigned int c, cp
+    if n >= 3 and s[0] == 0xEF and s[1] == 0xBB and s[2] == 0xBF:
+        return False
+    while i < n:
+        c = s[i]
+        if c < 0x80:
+            if _byte_class[c] & _C_REFUSED:
+                return False
+            i += 1
+        elif 0xC2 <= c <= 0xDF:
+            if i + 1 >= n or (s[i + 1] & 0xC0) != 0x80:
+                return False
+            if c == 0xC2 and s[i + 1] < 0xA0:  # C1 controls U+0080-U+009F
+                return False
+            i += 2
+        elif 0xE0 <= c <= 0xEF:
+            if i + 2 >= n or (s[i + 1] & 0xC0) != 0x80 or (s[i + 2] & 0xC0) != 0x80:
+                return False
+            cp = ((c & 0x0F) << 12) | ((s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F)
+            if cp < 0x800 or 0xD800 <= cp <= 0xDFFF or 0xFDD0 <= cp <= 0xFDEF or cp >= 0xFFFE:
+                return False
+            i += 3
+        elif 0xF0 <= c <= 0xF4:
+            if (i + 3 >= n or (s[i + 1] & 0xC0) != 0x80 or (s[i + 2] & 0xC0) != 0x80
+                    or (s[i + 3] & 0xC0) != 0x80):
+                return False
+            cp = ((c & 0x07) << 18) | ((s[i + 1] & 0x3F) << 12) | ((s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F)
+            if cp < 0x10000 or cp > 0x10FFFF or (cp & 0xFFFE) == 0xFFFE:
+                return False
+            i += 4
+        else:
+            return False
+    return True
+
+
+cdef int _tag_id(const char* name, int length) except -2:
+    """The id of a lower-case tag name (learning its flags from libxml2 the first time), or -1
+    when the table is full."""
+    global _tag_count
+    cdef unsigned int h = 2166136261
+    cdef int i, slot, tag
+    for i in range(length):
+        h = (h ^ <unsigned char>name[i]) * 16777619
+    slot = h & (_QT_SLOTS - 1)
+    while _tag_slots[slot]:
+        tag = _tag_slots[slot] - 1
+        if _tag_lengths[tag] == length and memcmp(_tag_names[tag], name, length) == 0:
+            return tag
+        slot = (slot + 1) & (_QT_SLOTS - 1)
+    if _tag_count >= _QT_MAX_TAGS:
+        return -1
+    name_object = name[:length]
+    tag = _tag_count
+    _tag_flags[tag] = tag_flags(name_object.decode("ascii"))
+    _tag_name_objects.append(name_object)
+    _tag_names[tag] = <const char*>name_object
+    _tag_lengths[tag] = length
+    _tag_slots[slot] = tag + 1
+    _tag_count += 1
+    return tag
+
+
+cdef bint _closes_open(int new, int open_) except -1:
+    cdef unsigned char* known = &_closes[new * _QT_MAX_TAGS + open_]
+    if known[0] == 0:
+        known[0] = 2 if start_closes((<bytes>_tag_name_objects[new]).decode("ascii"),
+                                     (<bytes>_tag_name_objects[open_]).decode("ascii")) else 1
+    return known[0] == 2
+
+
+cdef struct _Builder:
+    char* buf  # the body's bytes, a private copy, NUL after the last
+    size_t n
+    char* block  # the current node block; its first word points to the previous block
+    size_t used
+    size_t size
+    tree.xmlNode* stack[_QT_MAX_DEPTH + 1]  # open elements; [0] is <body>
+    int ids[_QT_MAX_DEPTH + 1]
+    int depth
+    bint prolog  # nothing in the body yet: libxml2 drops whitespace there
+
+
+cdef void* _alloc(_Builder* b, size_t size) except NULL:
+    """Zeroed memory for a node, from the builder's blocks (all freed by _free_blocks)."""
+    cdef char* block
+    cdef size_t block_size
+    size = (size + 7) & ~(<size_t>7)
+    if b.block is NULL or b.used + size > b.size:
+        block_size = _QT_CHUNK if size + 8 <= _QT_CHUNK else size + 8
+        block = <char*>malloc(block_size)
+        if block is NULL:
+            raise MemoryError()
+        (<void**>block)[0] = b.block
+        b.block = block
+        b.used = 8
+        b.size = block_size
+    cdef void* memory = b.block + b.used
+    b.used += size
+    memset(memory, 0, size)
+    return memory
+
+
+cdef void _free_blocks(_Builder* b) noexcept:
+    cdef char* block = b.block
+    cdef char* previous
+    while block is not NULL:
+        previous = <char*>(<void**>block)[0]
+        free(block)
+        block = previous
+    b.block = NULL
+
+
+cdef inline void _append(tree.xmlNode* parent, tree.xmlNode* node) noexcept:
+    node.parent = parent
+    if parent.last is NULL:
+        parent.children = node
+    else:
+        parent.last.next = node
+        node.prev = parent.last
+    parent.last = node
+
+
+cdef tree.xmlNode* _new_text(_Builder* b, char* content) except NULL:
+    cdef tree.xmlNode* node = <tree.xmlNode*>_alloc(b, sizeof(tree.xmlNode))
+    node.type = tree.XML_TEXT_NODE
+    node.name = <tree.const_xmlChar*>b"text"
+    node.content = <tree.xmlChar*>content
+    return node
+
+
+cdef Py_ssize_t _decode_references(char* s, Py_ssize_t n) except -2:
+    """Character references in s[:n] decoded in place; the new length, or -1 for a reference the
+    builder leaves to libxml2."""
+    cdef Py_ssize_t r = 0, w = 0, k, used, digits
+    cdef unsigned int cp
+    cdef bint hex_digits
+    cdef unsigned char c
+    while r < n:
+        if s[r] != c'&':
+            s[w] = s[r]
+            w += 1
+            r += 1
+            continue
+        c = s[r + 1] if r + 1 < n else 0
+        if c == c'#':
+            k = r + 2
+            hex_digits = k < n and (s[k] == c'x' or s[k] == c'X')
+            if hex_digits:
+                k += 1
+            cp = 0
+            digits = 0
+            while k < n and digits <= 8:
+                c = s[k]
+                if c'0' <= c <= c'9':
+                    cp = cp * (16 if hex_digits else 10) + (c - c'0')
+                elif hex_digits and (c'a' <= (c | 0x20) <= c'f'):
+                    cp = cp * 16 + ((c | 0x20) - c'a' + 10)
+                else:
+                    break
+                digits += 1
+                k += 1
+            if digits == 0 or digits > 8 or k >= n or s[k] != c';':
+                return -1
+            if not (cp == 9 or cp == 10 or 0x20 <= cp <= 0x7E or 0xA0 <= cp <= 0xD7FF
+                    or (0xE000 <= cp <= 0x10FFFF and not 0xFDD0 <= cp <= 0xFDEF and (cp & 0xFFFE) != 0xFFFE)):
+                return -1
+            if cp < 0x80:
+                s[w] = <char>cp
+                w += 1
+            elif cp < 0x800:
+                s[w] = <char>(0xC0 | (cp >> 6))
+                s[w + 1] = <char>(0x80 | (cp & 0x3F))
+                w += 2
+            elif cp < 0x10000:
+                s[w] = <char>(0xE0 | (cp >> 12))
+                s[w + 1] = <char>(0x80 | ((cp >> 6) & 0x3F))
+                s[w + 2] = <char>(0x80 | (cp & 0x3F))
+                w += 3
+            else:
+                s[w] = <char>(0xF0 | (cp >> 18))
+                s[w + 1] = <char>(0x80 | ((cp >> 12) & 0x3F))
+                s[w + 2] = <char>(0x80 | ((cp >> 6) & 0x3F))
+                s[w + 3] = <char>(0x80 | (cp & 0x3F))
+                w += 4
+            r = k + 1
+        elif _byte_class[c] & _C_ALNUM:
+            k = r + 1
+            while k < n and _byte_class[<unsigned char>s[k]] & _C_ALNUM and k - r <= 40:
+                k += 1
+            found = named_reference(s[r + 1:k + 1 if k < n else n])
+            if found is None:
+                return -1
+            value, used = found
+            if used == 0:  # a plain ampersand
+                s[w] = c'&'
+                w += 1
+                r += 1
+            else:
+                memcpy(s + w, <const char*>(<bytes>value), len(value))
+                w += len(value)
+                r += 1 + used
+        else:
+            s[w] = c'&'
+            w += 1
+            r += 1
+    return w
+
+
+cdef int _add_text(_Builder* b, Py_ssize_t start, Py_ssize_t end) except -1:
+    """Text from buf[start:end] (markup, or the body's end, follows) into the open element:
+    0, or 1 to decline."""
+    cdef char* s = b.buf + start
+    cdef Py_ssize_t n = end - start
+    if n <= 0:
+        return 0
+    if memchr(s, c'&', n) is not NULL:
+        if b.prolog:
+            return 1
+        n = _decode_references(s, n)
+        if n < 0:
+            return 1
+    if b.prolog:
+        while n and _byte_class[<unsigned char>s[0]] & _C_SPACE:
+            s += 1
+            n -= 1
+        if n == 0:
+            return 0
+        b.prolog = False
+    s[n] = 0
+    _append(b.stack[b.depth], _new_text(b, s))
+    return 0
+
+
+cdef inline Py_ssize_t _skip_space(const char* buf, Py_ssize_t j) noexcept:
+    while _byte_class[<unsigned char>buf[j]] & _C_SPACE:
+        j += 1
+    return j
+
+
+cdef Py_ssize_t _start_tag(_Builder* b, Py_ssize_t i) except -2:
+    """The start tag at buf[i] ("<" and a letter): its element added; returns where parsing
+    goes on, or -1 to decline."""
+    cdef char* buf = b.buf
+    cdef Py_ssize_t j = i + 1, k, value_start, value_end, name_length
+    cdef Py_ssize_t starts[_QT_ATTRS]
+    cdef Py_ssize_t ends[_QT_ATTRS]
+    cdef int order[_QT_ATTRS]
+    cdef int count = 0, seen = 0, which, tag, flags, a
+    cdef bint self_closing = False, has_value
+    cdef unsigned char c, quote
+    cdef const char* found
+    cdef tree.xmlNode* element
+    cdef tree.xmlAttr* attr
+    cdef tree.xmlAttr* last_attr = NULL
+    while _byte_class[<unsigned char>buf[j]] & _C_NAME:
+        if c'A' <= buf[j] <= c'Z':
+            buf[j] = buf[j] | 0x20
+        j += 1
+    name_length = j - i - 1
+    c = buf[j]
+    if name_length > _QT_MAX_NAME or not (c == c'>' or c == c'/' or _byte_class[c] & _C_SPACE):
+        return -1
+    tag = _tag_id(buf + i + 1, <int>name_length)
+    if tag < 0:
+        return -1
+    flags = _tag_flags[tag]
+    if flags & _F_REFUSED or (b.prolog and flags & _F_HEAD):
+        return -1
+    while True:  # attributes
+        j = _skip_space(buf, j)
+        c = buf[j]
+        if c == c'>':
+            j += 1
+            break
+        if c == c'/':
+            if buf[j + 1] != c'>':
+                return -1
+            self_closing = True
+            j += 2
+            break
+        if not (_byte_class[c] & _C_ALNUM):
+            return -1
+        k = j
+        while _byte_class[<unsigned char>buf[j]] & _C_NAME:
+            if c'A' <= buf[j] <= c'Z':
+                buf[j] = buf[j] | 0x20
+            j += 1
+        name_length = j - k
+        j = _skip_space(buf, j)
+        has_value = buf[j] == c'='
+        value_start = value_end = 0
+        if has_value:
+            j = _skip_space(buf, j + 1)
+            quote = buf[j]
+            if quote == c'"' or quote == c'\'':
+                found = <const char*>memchr(buf + j + 1, quote, b.n - j - 1)
+                if found is NULL:
+                    return -1
+                value_start = j + 1
+                value_end = found - buf
+                j = value_end + 1
+                c = buf[j]
+                if not (c == c'>' or c == c'/' or _byte_class[c] & _C_SPACE):
+                    return -1
+            elif quote == c'>' or quote == 0:
+                return -1
+            else:
+                value_start = j
+                while buf[j] and buf[j] != c'>' and not (_byte_class[<unsigned char>buf[j]] & _C_SPACE):
+                    if _byte_class[<unsigned char>buf[j]] & _C_BAD_UNQUOTED:
+                        return -1
+                    j += 1
+                if buf[j] == 0:
+                    return -1
+                value_end = j
+        elif not (_byte_class[<unsigned char>buf[j]] & _C_NAME or buf[j] == c'>' or buf[j] == c'/'):
+            return -1
+        for which in range(_QT_ATTRS):
+            if name_length == _ATTR_LENGTHS[which] and memcmp(buf + k, _ATTR_NAMES[which], name_length) == 0:
+                if not has_value:
+                    return -1
+                if not seen & (1 << which):  # libxml2 keeps the first of a repeated attribute
+                    seen |= 1 << which
+                    starts[count] = value_start
+                    ends[count] = value_end
+                    order[count] = which
+                    count += 1
+                break
+    if b.prolog:
+        b.prolog = False
+    while b.depth and _closes_open(tag, b.ids[b.depth]):
+        b.depth -= 1
+    element = <tree.xmlNode*>_alloc(b, sizeof(tree.xmlNode))
+    element.type = tree.XML_ELEMENT_NODE
+    element.name = <tree.const_xmlChar*>_tag_names[tag]
+    _append(b.stack[b.depth], element)
+    for a in range(count):  # values are decoded now: the tag's own bytes were needed until here
+        value_end = starts[a] + _decode_references(buf + starts[a], ends[a] - starts[a])
+        if value_end < starts[a]:
+            return -1
+        buf[value_end] = 0
+        attr = <tree.xmlAttr*>_alloc(b, sizeof(tree.xmlAttr))
+        attr.type = tree.XML_ATTRIBUTE_NODE
+        attr.name = <tree.const_xmlChar*>_ATTR_NAMES[order[a]]
+        attr.parent = element
+        attr.children = _new_text(b, buf + starts[a])
+        attr.children.parent = <tree.xmlNode*>attr
+        attr.last = attr.children
+        if last_attr is NULL:
+            element.properties = attr
+        else:
+            last_attr.next = attr
+            attr.prev = last_attr
+        last_attr = attr
+    if flags & _F_RAW:  # text up to its end tag, taken as it is
+        if self_closing:
+            return -1
+        k = j
+        while True:
+            found = strstr(buf + k, "</")
+            if found is NULL:
+                return -1
+            k = found - buf
+            if k + 2 + _tag_lengths[tag] > <Py_ssize_t>b.n:
+                return -1
+            if (_byte_class[<unsigned char>buf[k + 2 + _tag_lengths[tag]]] & _C_SPACE
+                    or buf[k + 2 + _tag_lengths[tag]] == c'>' or buf[k + 2 + _tag_lengths[tag]] == c'/'):
+                if _same_name_folded(buf + k + 2, _tag_names[tag], _tag_lengths[tag]):
+                    break
+            k += 2
+        if memmem(buf + j, k - j, b"<!--", 4) is not NULL:  # script's escaped states
+            return -1
+        value_end = _skip_space(buf, k + 2 + _tag_lengths[tag])
+        if buf[value_end] != c'>':
+            return -1
+        if k > j:
+            buf[k] = 0
+            _append(element, _new_text(b, buf + j))
+        return value_end + 1
+    if not (flags & _F_VOID or self_closing):
+        if b.depth >= _QT_MAX_DEPTH:
+            return -1
+        b.depth += 1
+        b.stack[b.depth] = element
+        b.ids[b.depth] = tag
+    return j
+
+
+cdef bint _same_name_folded(const char* s, const char* lower, int n) noexcept:
+    cdef int i
+    for i in range(n):
+        if (s[i] | 0x20 if c'A' <= s[i] <= c'Z' else s[i]) != lower[i]:
+            return False
+    return True
+
+
+cdef Py_ssize_t _end_tag(_Builder* b, Py_ssize_t i) except -2:
+    """The end tag at buf[i] ("</" and a letter): closes the open element it names; one that is
+    not open is ignored, as libxml2 does. Returns where parsing goes on, or -1 to decline (an
+    end tag that would close other elements too)."""
+    cdef char* buf = b.buf
+    cdef Py_ssize_t j = i + 2
+    cdef int tag, d
+    while _byte_class[<unsigned char>buf[j]] & _C_NAME:
+        if c'A' <= buf[j] <= c'Z':
+            buf[j] = buf[j] | 0x20
+        j += 1
+    if j - i - 2 > _QT_MAX_NAME:
+        return -1
+    tag = _tag_id(buf + i + 2, <int>(j - i - 2))
+    j = _skip_space(buf, j)
+    if tag < 0 or buf[j] != c'>' or _tag_flags[tag] & _F_REFUSED:
+        return -1
+    d = b.depth
+    while d and b.ids[d] != tag:
+        d -= 1
+    if d:
+        if d != b.depth:
+            return -1
+        b.depth -= 1
+    return j + 1
+
+
+cdef int _build(_Builder* b) except -1:
+    """The body's nodes under b.stack[0]: 0, or 1 to decline."""
+    cdef char* buf = b.buf
+    cdef Py_ssize_t pos = 0, text_start = 0, i, n = b.n
+    cdef const char* found
+    cdef unsigned char c
+    while True:
+        found = <const char*>memchr(buf + pos, c'<', n - pos)
+        if found is NULL:
+            return _add_text(b, text_start, n)
+        i = found - buf
+        c = buf[i + 1]
+        if _byte_class[c] & _C_ALNUM and not (c'0' <= c <= c'9'):
+            if _add_text(b, text_start, i):
+                return 1
+            pos = _start_tag(b, i)
+        elif c == c'/':
+            c = buf[i + 2]
+            if not (_byte_class[c] & _C_ALNUM) or c'0' <= c <= c'9':
+                return 1
+            if _add_text(b, text_start, i):
+                return 1
+            pos = _end_tag(b, i)
+        elif c == c'!':
+            if buf[i + 2] != c'-' or buf[i + 3] != c'-' or buf[i + 4] == c'>' or (buf[i + 4] == c'-' and buf[i + 5] == c'>'):
+                return 1
+            found = strstr(buf + i + 4, "-->")
+            if found is NULL or memmem(buf + i + 4, found - buf - i - 4 + 3, b"--!>", 4) is not NULL:
+                return 1
+            if _add_text(b, text_start, i):
+                return 1
+            pos = found - buf + 3
+        elif c == c'?':
+            return 1
+        else:  # "<" that starts no markup is text
+            pos = i + 1
+            continue
+        if pos < 0:
+            return 1
+        text_start = pos
+
+
+cdef int walk_quick_tree(Walker walker, bytes body) except -1:
+    """Build the quick tree of `body` and walk it: 1 when walked, 0 when `body` must go through
+    libxml2 (nothing was walked)."""
+    cdef _Builder b
+    cdef Py_ssize_t n = len(body)
+    cdef tree.xmlNode* root
+    if n == 0 or n > _QT_MAX_BYTES or not _plain_text(<const unsigned char*><const char*>body, n):
+        return 0
+    memset(&b, 0, sizeof(b))
+    b.buf = <char*>malloc(n + 8)
+    if b.buf is NULL:
+        raise MemoryError()
+    memcpy(b.buf, <const char*>body, n)
+    memset(b.buf + n, 0, 8)  # lookahead past the end reads NULs
+    b.n = n
+    b.prolog = True
+    try:
+        root = <tree.xmlNode*>_alloc(&b, sizeof(tree.xmlNode))
+        root.type = tree.XML_ELEMENT_NODE
+        root.name = <tree.const_xmlChar*>b"body"
+        b.stack[0] = root
+        b.ids[0] = -1
+        if _build(&b) or b.prolog:
+            return 0
+        walker.block(root, 0)
+        return 1
+    finally:
+        _free_blocks(&b)
+        free(b.buf)

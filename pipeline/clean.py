@@ -1,7 +1,9 @@
 """Clean stage: a post's body HTML -> clean paragraphs, images and related links.
 
 The walk is generic and compiled (pipeline/_walk.pyx: it reads libxml2's nodes through lxml's C
-API); what each tag means is in pipeline/html_kinds.py, and what to drop, which boxes hold images
+API). Plain bodies (most posts) skip libxml2's parser: the same module lays out the nodes libxml2
+would build, and the walk reads those (see "the quick tree" there); libxml2 parses the rest. What
+each tag means is in pipeline/html_kinds.py, and what to drop, which boxes hold images
 or related links and which text starts a feed footer come from `MarkupRules` (CNA's live in
 pipeline/cna/markup.py), precomputed per rules object by `_Plan`.
 Parsing never touches the network and never expands entities beyond HTML's own.
@@ -18,6 +20,7 @@ from lxml import etree
 
 from pipeline._walk import Walker
 from pipeline.html_kinds import BR, DROPPED, IMAGE_BOX, PLAIN, RELATED_BOX
+from pipeline.html_parser import HTML_PARSER
 
 # A DOCTYPE anywhere in a body, with its internal subset ([<!ENTITY …>]): a "]>" inside a quoted
 # value or a comment does not end it. Possessive repeats never backtrack, so one match attempt
@@ -59,14 +62,6 @@ GENERIC_RULES = MarkupRules(
     drop_ids_prefixes=("dfp-ad", "innity", "div-gpt-ad"),
 )
 
-# libxml2's HTML parser: never fetches anything, never reads external entities; huge_tree off
-# keeps its own depth and size limits. It is given UTF-8 bytes, its own encoding: a Python str
-# costs it a conversion (a third of its time on the corpus), and the encoding is fixed, so no
-# <meta charset> or XML declaration in a post can change how the rest is read.
-_PARSER = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True,
-                           default_doctype=False, collect_ids=False, huge_tree=False)
-
-
 def parse_html(body: bytes | str) -> tuple[Any | None, list[str]]:
     """Parse body HTML (UTF-8 bytes; a str is encoded first) leniently. Returns (root element or
     None, warnings); None with a warning when libxml2 gave up part-way (its depth and text-size
@@ -80,12 +75,12 @@ def parse_html(body: bytes | str) -> tuple[Any | None, list[str]]:
     if b"!" in body and b"<!" in body:
         body = _without_doctype(body)
     try:
-        root = etree.fromstring(body, _PARSER)
+        root = etree.fromstring(body, HTML_PARSER)
     except (etree.ParserError, etree.XMLSyntaxError, ValueError):
         return None, ["html_truncated"]
     except RecursionError:
         return None, ["html_too_deep"]
-    fatal = [e.message for e in _PARSER.error_log if e.level_name == "FATAL"]
+    fatal = [e.message for e in HTML_PARSER.error_log if e.level_name == "FATAL"]
     if fatal:
         return None, ["html_too_deep" if any("depth" in m.lower() for m in fatal) else "html_truncated"]
     if root is None:
@@ -192,16 +187,17 @@ def plain_text_fallback(body_html: str) -> str:
     return html.unescape(_TAG_RE.sub("", text))
 
 
-def clean_body(body_html: bytes | str, rules: MarkupRules = GENERIC_RULES) -> dict[str, Any]:
+def clean_body(body_html: bytes | str, rules: MarkupRules = GENERIC_RULES, quick: bool = True) -> dict[str, Any]:
     """Body HTML (UTF-8 bytes, as parse_post gives it, or str) -> {paragraphs, images, related,
-    warnings}."""
-    root, warnings = parse_html(body_html)
+    warnings}. `quick=False` always goes through libxml2's parser (the quick tree's reference)."""
     walker = Walker(_plan_for(rules))
-    walker.warnings.extend(warnings)
-    if root is not None:
-        walker.walk(root)  # recursion stops at html_kinds.MAX_DEPTH
-    elif warnings:  # unparseable markup: keep its text rather than lose the post
-        text = body_html.decode("utf-8", "replace") if isinstance(body_html, bytes) else body_html
-        walker.emit(plain_text_fallback(text))
+    if not (quick and isinstance(body_html, bytes) and walker.walk_quick(body_html)):
+        root, warnings = parse_html(body_html)
+        walker.warnings.extend(warnings)
+        if root is not None:
+            walker.walk(root)  # recursion stops at html_kinds.MAX_DEPTH
+        elif warnings:  # unparseable markup: keep its text rather than lose the post
+            text = body_html.decode("utf-8", "replace") if isinstance(body_html, bytes) else body_html
+            walker.emit(plain_text_fallback(text))
     return {"paragraphs": walker.paragraphs, "images": walker.images,
             "related": walker.related, "warnings": walker.warnings}

@@ -1,0 +1,92 @@
+"""The HTML parser the clean stage uses (libxml2's, through lxml), and what the quick tree builder
+in pipeline/_walk.pyx asks of it.
+
+The quick builder lays out the tree libxml2 would build for plain bodies without running
+libxml2's parser. It never guesses libxml2's rules: which tags are void, which hold raw text and
+which start tags close the open element are read off this very parser, by parsing a small
+probe the first time a tag (or pair of tags) is met; the builder keeps the answers for the
+process.
+"""
+
+from __future__ import annotations
+
+import html.entities
+from functools import lru_cache
+
+from lxml import etree
+
+# libxml2's HTML parser: never fetches anything, never reads external entities; huge_tree off
+# keeps its own depth and size limits. It is given UTF-8 bytes, its own encoding: a Python str
+# costs it a conversion (a third of its time on the corpus), and the encoding is fixed, so no
+# <meta charset> or XML declaration in a post can change how the rest is read.
+HTML_PARSER = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True,
+                               default_doctype=False, collect_ids=False, huge_tree=False)
+
+# Tag flags (mirrored in pipeline/_walk.pyx).
+TAG_VOID = 1  # never has children: `<img>x` puts x after it
+TAG_RAW = 2  # its content is text up to its end tag (script, style, iframe)
+TAG_REFUSED = 4  # the quick builder leaves posts with this tag to libxml2
+TAG_HEAD = 8  # libxml2 puts it in <head> when it comes before any body content
+
+# Tags whose handling depends on more than "which open element does it close": document
+# structure, forms' option lists, RCDATA/PLAINTEXT content, templates. Rare in posts.
+_REFUSED = frozenset({"html", "head", "body", "frameset", "frame", "noscript", "template", "textarea",
+                      "title", "xmp", "noembed", "noframes", "plaintext", "select", "option", "optgroup",
+                      "base", "basefont", "bgsound", "isindex", "math", "image", "listing", "datalist"})
+_HEAD = frozenset({"meta", "link", "style", "script"})
+
+
+def _body(markup: str) -> etree._Element:
+    root = etree.fromstring(markup.encode("utf-8"), HTML_PARSER)
+    return next(child for child in root if child.tag == "body")
+
+
+def tag_flags(name: str) -> int:
+    """What libxml2 does with the lower-case tag `name`: TAG_* flags."""
+    if name in _REFUSED:
+        return TAG_REFUSED
+    flags = TAG_HEAD if name in _HEAD else 0
+    # "<div><NAME>x</div>": x is NAME's text (an element with content), its tail (void), or
+    # NAME's text with the end tag after it (raw text, read up to </NAME>)
+    div = _body(f"<div><{name}>x</div>")[0]
+    element = div[0] if len(div) else None
+    if element is None or element.tag != name or len(element):
+        return TAG_REFUSED
+    if element.text == "x" and not element.tail:
+        return flags
+    if element.text is None and element.tail == "x":
+        return flags | TAG_VOID
+    if element.text == "x</div>":
+        return flags | TAG_RAW
+    return TAG_REFUSED
+
+
+def start_closes(new: str, open_: str) -> bool:
+    """Does a <new> start tag close an open <open_> (its innermost open element) in libxml2?"""
+    end = "" if tag_flags(new) & TAG_VOID else f"</{new}>"
+    outer = _body(f"<div><{open_}>x<{new}>y{end}</{open_}></div>")[0][0]
+    return not any(child.tag == new for child in outer)
+
+
+# Named character references, as HTML5 lists them (html.entities.html5: "amp;", and the legacy
+# "amp" without a semicolon).
+_LONGEST_NAME = max(map(len, html.entities.html5))
+
+
+@lru_cache(maxsize=4096)
+def named_reference(name: bytes) -> tuple[bytes, int] | None:
+    """`name` follows an "&": a run of ASCII letters and digits and the byte after it. Returns the
+    UTF-8 bytes that replace "&" and the first n bytes of `name`, with n; (b"", 0) when the "&" is
+    a plain ampersand (no reference's name starts there). None when the quick builder should
+    leave the post to libxml2: a reference without its semicolon (HTML5 reads those differently
+    in text and in attributes), or one whose value is longer than its name (the builder decodes
+    in place)."""
+    text = name[:_LONGEST_NAME].decode("latin-1")
+    for end in range(len(text), 1, -1):  # HTML5 takes the longest name in its table
+        value = html.entities.html5.get(text[:end])
+        if value is not None:
+            if not text[:end].endswith(";"):
+                return None
+            encoded = value.encode("utf-8")
+            return (encoded, end) if len(encoded) <= end else None
+    return b"", 0
