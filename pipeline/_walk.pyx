@@ -521,7 +521,16 @@ cdef list iter_text(tree.xmlNode* c_node):
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy, memset, strstr
 
-from pipeline.html_parser import TAG_HEAD, TAG_RAW, TAG_REFUSED, TAG_VOID, named_reference, start_closes, tag_flags
+from pipeline.html_parser import (
+    TAG_HEAD,
+    TAG_RAW,
+    TAG_REFUSED,
+    TAG_VOID,
+    end_tag_closes,
+    named_reference,
+    start_closes,
+    tag_flags,
+)
 
 cdef extern from "string.h":
     void* memmem(const void* haystack, size_t haystacklen, const void* needle, size_t needlelen)
@@ -538,8 +547,10 @@ cdef enum:
 cdef int _F_VOID = TAG_VOID, _F_RAW = TAG_RAW, _F_REFUSED = TAG_REFUSED, _F_HEAD = TAG_HEAD
 
 # Tag names met so far: id -> name (kept alive in _tag_name_objects), length, flags; a hash table
-# of ids by name; and what a start tag does to the open element, by (new id, open id):
-# 0 not asked yet, 1 keeps it open, 2 closes it.
+# of ids by name; what a start tag does to the open element, by (new id, open id): 0 not asked
+# yet, 1 keeps it open, 2 closes it; and what an end tag does to an element open inside the one
+# it names, by (end id, open id): 0 not asked yet, 1 the end tag is ignored, 2 it closes both,
+# 3 unknown (the post goes to libxml2).
 cdef list _tag_name_objects = []
 cdef const char* _tag_names[_QT_MAX_TAGS]
 cdef int _tag_lengths[_QT_MAX_TAGS]
@@ -547,6 +558,7 @@ cdef int _tag_flags[_QT_MAX_TAGS]
 cdef int _tag_slots[_QT_SLOTS]
 cdef int _tag_count = 0
 cdef unsigned char _closes[_QT_MAX_TAGS * _QT_MAX_TAGS]
+cdef unsigned char _end_closes[_QT_MAX_TAGS * _QT_MAX_TAGS]
 
 # The attributes the walk reads; others are skipped without being decoded.
 cdef const char* _ATTR_NAMES[_QT_ATTRS]
@@ -564,7 +576,7 @@ cdef enum:
     _C_NAME = 1  # a tag or attribute name's byte: ASCII letter, digit, ':', '_', '.', '-'
     _C_SPACE = 2  # HTML's whitespace as the builder admits it (no CR or form feed)
     _C_ALNUM = 4
-    _C_BAD_UNQUOTED = 8  # not allowed in an unquoted attribute value
+    _C_BAD_UNQUOTED = 8  # an unquoted attribute value with it goes to libxml2
     _C_REFUSED = 16  # an ASCII byte the builder leaves to libxml2: controls, DEL
 cdef unsigned char _byte_class[256]
 
@@ -581,7 +593,7 @@ cdef void _init_byte_classes() noexcept:
         _byte_class[c] |= _C_NAME
     for c in b" \t\n":
         _byte_class[c] = _C_SPACE
-    for c in b"\"'<=`":
+    for c in b"\"'<`":
         _byte_class[c] |= _C_BAD_UNQUOTED
 
 
@@ -660,6 +672,16 @@ cdef bint _closes_open(int new, int open_) except -1:
         known[0] = 2 if start_closes((<bytes>_tag_name_objects[new]).decode("ascii"),
                                      (<bytes>_tag_name_objects[open_]).decode("ascii")) else 1
     return known[0] == 2
+
+
+cdef int _end_tag_effect(int end, int open_) except -1:
+    """1: an </end> tag is ignored while <open_> is open inside <end>; 2: it closes both; 3: unknown."""
+    cdef unsigned char* known = &_end_closes[end * _QT_MAX_TAGS + open_]
+    if known[0] == 0:
+        closes = end_tag_closes((<bytes>_tag_name_objects[end]).decode("ascii"),
+                                (<bytes>_tag_name_objects[open_]).decode("ascii"))
+        known[0] = 3 if closes is None else 2 if closes else 1
+    return known[0]
 
 
 cdef struct _Builder:
@@ -989,12 +1011,12 @@ cdef bint _same_name_folded(const char* s, const char* lower, int n) noexcept:
 
 
 cdef Py_ssize_t _end_tag(_Builder* b, Py_ssize_t i) except -2:
-    """The end tag at buf[i] ("</" and a letter): closes the open element it names; one that is
-    not open is ignored, as libxml2 does. Returns where parsing goes on, or -1 to decline (an
-    end tag that would close other elements too)."""
+    """The end tag at buf[i] ("</" and a letter): closes the open element it names, and the
+    elements open inside it unless one of them makes libxml2 ignore the end tag; an end tag of an
+    element that is not open is ignored. Returns where parsing goes on, or -1 to decline."""
     cdef char* buf = b.buf
     cdef Py_ssize_t j = i + 2
-    cdef int tag, d
+    cdef int tag, d, k, effect
     while _byte_class[<unsigned char>buf[j]] & _C_NAME:
         if c'A' <= buf[j] <= c'Z':
             buf[j] = buf[j] | 0x20
@@ -1009,9 +1031,13 @@ cdef Py_ssize_t _end_tag(_Builder* b, Py_ssize_t i) except -2:
     while d and b.ids[d] != tag:
         d -= 1
     if d:
-        if d != b.depth:
-            return -1
-        b.depth -= 1
+        for k in range(d + 1, b.depth + 1):
+            effect = _end_tag_effect(tag, b.ids[k])
+            if effect == 3:
+                return -1
+            if effect == 1:
+                return j + 1
+        b.depth = d - 1
     return j + 1
 
 

@@ -68,6 +68,23 @@ def start_closes(new: str, open_: str) -> bool:
     return not any(child.tag == new for child in outer)
 
 
+def end_tag_closes(end: str, open_: str) -> bool | None:
+    """Does an </end> tag, met while <open_> is open inside <end>, close both (True) or is it
+    ignored (False)? libxml2 ignores it when the element it would close first ranks above it
+    (a stray </span> never closes a <div>). None when the probe does not come out in either
+    shape."""
+    outer = _body(f"<div><{end}><{open_}>x</{end}>y</div>")[0]
+    element = outer[0] if len(outer) else None
+    if element is None or element.tag != end or len(element) != 1 or element[0].tag != open_:
+        return None
+    inner = element[0]
+    if inner.text == "x" and element.tail == "y" and not inner.tail:
+        return True
+    if inner.text == "xy" and not element.tail and not inner.tail:
+        return False
+    return None
+
+
 # Named character references, as HTML5 lists them (html.entities.html5: "amp;", and the legacy
 # "amp" without a semicolon).
 _LONGEST_NAME = max(map(len, html.entities.html5))
