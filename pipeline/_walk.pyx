@@ -13,7 +13,8 @@ its tail after them, as lxml's `.text`, `.tail` and `itertext()` give them.
 """
 
 from cpython.list cimport PyList_GET_SIZE
-from libc.string cimport strcmp
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.string cimport strcmp, strcpy, strlen
 from lxml.includes cimport tree
 from lxml.includes.etreepublic cimport (
     LXML_VERSION_STRING,
@@ -88,19 +89,49 @@ cdef inline bint is_tag(tree.xmlNode* c_node, const char* name) noexcept:
             and strcmp(<const char*>c_node.name, name) == 0)
 
 
-cdef inline int kind_of(tree.xmlNode* c_node):
+# Kinds of recently met tag names. Both libxml2 and the quick tree keep one copy of each name, so
+# the name's address finds its slot; a slot answers only when its copy of the name still matches
+# (an address may be reused for another name once a document is freed).
+cdef struct _KindSlot:
+    const char* name
+    char text[16]
+    int kind
+
+cdef _KindSlot _kind_slots[64]
+
+
+cdef inline int kind_of(tree.xmlNode* c_node) except -1:
     """KINDS.get(tag, INLINE); NONSTR for comments, processing instructions and entities."""
     if c_node.type != tree.XML_ELEMENT_NODE:
         return _NONSTR
     if _getNs(c_node) is not NULL:  # "{ns}name" is never in the table
         return _INLINE
+    cdef const char* name = <const char*>c_node.name
+    cdef _KindSlot* slot = &_kind_slots[(<size_t>name >> 4) & 63]
+    if slot.name == name and strcmp(slot.text, name) == 0:
+        return slot.kind
     kind = _kinds.get(pyunicode(c_node.name))
-    return _INLINE if kind is None else <int>kind
+    cdef int found = _INLINE if kind is None else <int>kind
+    if strlen(name) < 16:
+        slot.name = name
+        strcpy(slot.text, name)
+        slot.kind = found
+    return found
 
 
 cdef inline object attribute(tree.xmlNode* c_node, const char* name):
-    """el.get(name): the attribute's value, or None."""
-    return attributeValueFromNsName(c_node, NULL, <tree.const_xmlChar*>name)
+    """el.get(name): the attribute's value, or None. A value held in one text node (what both
+    parsers make) is decoded straight from it; lxml's own lookup copies it first."""
+    cdef tree.xmlAttr* c_attr = c_node.properties
+    cdef tree.xmlNode* c_text
+    while c_attr is not NULL:
+        if c_attr.ns is NULL and strcmp(<const char*>c_attr.name, name) == 0:
+            c_text = c_attr.children
+            if c_text is not NULL and c_text.next is NULL and c_text.type == tree.XML_TEXT_NODE:
+                return PyUnicode_DecodeUTF8(<const char*>c_text.content, strlen(<const char*>c_text.content), NULL)
+            return attributeValueFromNsName(c_node, NULL, <tree.const_xmlChar*>name)
+        c_attr = c_attr.next
+    return None
 
 
 cdef inline tree.xmlNode* first_child(tree.xmlNode* c_node) noexcept:
