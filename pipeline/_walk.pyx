@@ -579,7 +579,7 @@ cdef int _F_VOID = TAG_VOID, _F_RAW = TAG_RAW, _F_REFUSED = TAG_REFUSED, _F_HEAD
 
 # Tag names met so far: id -> name (kept alive in _tag_name_objects), length, flags; a hash table
 # of ids by name; what a start tag does to the open element, by (new id, open id): 0 not asked
-# yet, 1 keeps it open, 2 closes it; and what an end tag does to an element open inside the one
+# yet, 1 goes inside it, 2 closes it, 3 unknown (the post goes to libxml2); and what an end tag does to an element open inside the one
 # it names, by (end id, open id): 0 not asked yet, 1 the end tag is ignored, 2 it closes both,
 # 3 unknown (the post goes to libxml2).
 cdef list _tag_name_objects = []
@@ -697,12 +697,14 @@ cdef int _tag_id(const char* name, int length) except -2:
     return tag
 
 
-cdef bint _closes_open(int new, int open_) except -1:
+cdef int _start_tag_effect(int new, int open_) except -1:
+    """1: a <new> start tag goes inside the open <open_>; 2: it closes it; 3: unknown."""
     cdef unsigned char* known = &_closes[new * _QT_MAX_TAGS + open_]
     if known[0] == 0:
-        known[0] = 2 if start_closes((<bytes>_tag_name_objects[new]).decode("ascii"),
-                                     (<bytes>_tag_name_objects[open_]).decode("ascii")) else 1
-    return known[0] == 2
+        closes = start_closes((<bytes>_tag_name_objects[new]).decode("ascii"),
+                              (<bytes>_tag_name_objects[open_]).decode("ascii"))
+        known[0] = 3 if closes is None else 2 if closes else 1
+    return known[0]
 
 
 cdef int _end_tag_effect(int end, int open_) except -1:
@@ -975,7 +977,12 @@ cdef Py_ssize_t _start_tag(_Builder* b, Py_ssize_t i) except -2:
                 break
     if b.prolog:
         b.prolog = False
-    while b.depth and _closes_open(tag, b.ids[b.depth]):
+    while b.depth:
+        a = _start_tag_effect(tag, b.ids[b.depth])
+        if a == 3:
+            return -1
+        if a == 1:
+            break
         b.depth -= 1
     element = <tree.xmlNode*>_alloc(b, sizeof(tree.xmlNode))
     element.type = tree.XML_ELEMENT_NODE

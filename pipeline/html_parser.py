@@ -36,9 +36,18 @@ _REFUSED = frozenset({"html", "head", "body", "frameset", "frame", "noscript", "
 _HEAD = frozenset({"meta", "link", "style", "script"})
 
 
-def _body(markup: str) -> etree._Element:
-    root = etree.fromstring(markup.encode("utf-8"), HTML_PARSER)
-    return next(child for child in root if child.tag == "body")
+def _probe(markup: str) -> etree._Element | None:
+    """The <div> libxml2 makes of `markup` (which starts with one), or None."""
+    try:
+        root = etree.fromstring(markup.encode("utf-8"), HTML_PARSER)
+    except (etree.LxmlError, ValueError):
+        return None
+    body = next((child for child in root if child.tag == "body"), None) if root is not None else None
+    return body[0] if body is not None and len(body) and body[0].tag == "div" else None
+
+
+def _only_child(element: etree._Element | None, tag: str) -> etree._Element | None:
+    return element[0] if element is not None and len(element) and element[0].tag == tag else None
 
 
 def tag_flags(name: str) -> int:
@@ -48,9 +57,9 @@ def tag_flags(name: str) -> int:
     flags = TAG_HEAD if name in _HEAD else 0
     # "<div><NAME>x</div>": x is NAME's text (an element with content), its tail (void), or
     # NAME's text with the end tag after it (raw text, read up to </NAME>)
-    div = _body(f"<div><{name}>x</div>")[0]
-    element = div[0] if len(div) else None
-    if element is None or element.tag != name or len(element):
+    div = _probe(f"<div><{name}>x</div>")
+    element = _only_child(div, name)
+    if element is None or len(div) != 1 or len(element):
         return TAG_REFUSED
     if element.text == "x" and not element.tail:
         return flags
@@ -61,26 +70,32 @@ def tag_flags(name: str) -> int:
     return TAG_REFUSED
 
 
-def start_closes(new: str, open_: str) -> bool:
-    """Does a <new> start tag close an open <open_> (its innermost open element) in libxml2?"""
+def start_closes(new: str, open_: str) -> bool | None:
+    """Does a <new> start tag close the open <open_> it meets (True), or go inside it (False)?
+    None when the probe comes out in neither shape (the quick builder then declines)."""
     end = "" if tag_flags(new) & TAG_VOID else f"</{new}>"
-    outer = _body(f"<div><{open_}>x<{new}>y{end}</{open_}></div>")[0][0]
-    return not any(child.tag == new for child in outer)
+    div = _probe(f"<div><{open_}>x<{new}>y{end}</{open_}></div>")
+    element = _only_child(div, open_)
+    if element is None or element.text != "x":
+        return None
+    if len(element) == 1 and element[0].tag == new and len(div) == 1:
+        return False
+    if len(element) == 0 and len(div) == 2 and div[1].tag == new:
+        return True
+    return None
 
 
 def end_tag_closes(end: str, open_: str) -> bool | None:
     """Does an </end> tag, met while <open_> is open inside <end>, close both (True) or is it
     ignored (False)? libxml2 ignores it when the element it would close first ranks above it
-    (a stray </span> never closes a <div>). None when the probe does not come out in either
-    shape."""
-    outer = _body(f"<div><{end}><{open_}>x</{end}>y</div>")[0]
-    element = outer[0] if len(outer) else None
-    if element is None or element.tag != end or len(element) != 1 or element[0].tag != open_:
+    (a stray </span> never closes a <div>). None when the probe comes out in neither shape."""
+    element = _only_child(_probe(f"<div><{end}><{open_}>x</{end}>y</div>"), end)
+    inner = _only_child(element, open_)
+    if inner is None or len(element) != 1 or len(inner) or inner.tail:
         return None
-    inner = element[0]
-    if inner.text == "x" and element.tail == "y" and not inner.tail:
+    if inner.text == "x" and element.tail == "y":
         return True
-    if inner.text == "xy" and not element.tail and not inner.tail:
+    if inner.text == "xy" and not element.tail:
         return False
     return None
 

@@ -20,6 +20,7 @@ from pipeline.html_parser import (
     TAG_RAW,
     TAG_REFUSED,
     TAG_VOID,
+    end_tag_closes,
     named_reference,
     start_closes,
     tag_flags,
@@ -107,6 +108,8 @@ def test_libxml2_rules_are_read_off_libxml2() -> None:
     assert tag_flags("meta") == TAG_VOID | TAG_HEAD and tag_flags("body") == TAG_REFUSED
     assert start_closes("p", "p") and start_closes("div", "p") and start_closes("p", "b")
     assert not start_closes("div", "i") and not start_closes("span", "p") and not start_closes("figure", "p")
+    assert end_tag_closes("div", "span") is True and end_tag_closes("span", "div") is False
+    assert end_tag_closes("p", "li") is None  # <li> closes <p> first: the probe has neither shape
     assert named_reference(b"amp;") == (b"&", 4) and named_reference(b"showinfo=") == (b"", 0)
     assert named_reference(b"notit;") is None and named_reference(b"nGt;") is None
 
