@@ -550,7 +550,7 @@ cdef list iter_text(tree.xmlNode* c_node):
 # markup; scripts/profile_clean.py --compare checks it on a whole corpus.
 
 from libc.stdlib cimport free, malloc
-from libc.string cimport memchr, memcmp, memcpy, memset, strstr
+from libc.string cimport memchr, memcmp, memcpy, memmove, memset, strstr
 
 from pipeline.html_parser import (
     TAG_HEAD,
@@ -670,10 +670,8 @@ cdef bint _plain_text(const unsigned char* s, size_t n) noexcept:
     return True
 
 
-cdef int _tag_id(const char* name, int length) except -2:
-    """The id of a lower-case tag name (learning its flags from libxml2 the first time), or -1
-    when the table is full."""
-    global _tag_count
+cdef int _tag_slot(const char* name, int length) noexcept:
+    """The hash-table slot that holds `name`, or the free slot where it would go."""
     cdef unsigned int h = 2166136261
     cdef int i, slot, tag
     for i in range(length):
@@ -682,14 +680,32 @@ cdef int _tag_id(const char* name, int length) except -2:
     while _tag_slots[slot]:
         tag = _tag_slots[slot] - 1
         if _tag_lengths[tag] == length and memcmp(_tag_names[tag], name, length) == 0:
-            return tag
+            return slot
         slot = (slot + 1) & (_QT_SLOTS - 1)
+    return slot
+
+
+cdef int _tag_id(const char* name, int length) except -2:
+    """The id of a lower-case tag name (learning its flags from libxml2 the first time), or -1
+    when the table is full."""
+    global _tag_count
+    cdef int slot = _tag_slot(name, length), tag, flags
+    if _tag_slots[slot]:
+        return _tag_slots[slot] - 1
     if _tag_count >= _QT_MAX_TAGS:
         return -1
     name_object = name[:length]
+    # libxml2's probe lets other threads run (a Dask worker has several): the slot and the id are
+    # taken only afterwards, with no Python code in between, so no two names share an id
+    flags = tag_flags(name_object.decode("ascii"))
+    slot = _tag_slot(name, length)
+    if _tag_slots[slot]:  # another thread learned it meanwhile
+        return _tag_slots[slot] - 1
+    if _tag_count >= _QT_MAX_TAGS:
+        return -1
     tag = _tag_count
-    _tag_flags[tag] = tag_flags(name_object.decode("ascii"))
     _tag_name_objects.append(name_object)
+    _tag_flags[tag] = flags
     _tag_names[tag] = <const char*>name_object
     _tag_lengths[tag] = length
     _tag_slots[slot] = tag + 1
@@ -727,6 +743,8 @@ cdef struct _Builder:
     int ids[_QT_MAX_DEPTH + 1]
     int depth
     bint prolog  # nothing in the body yet: libxml2 drops whitespace there
+    tree.xmlNode* last_text  # the text node made last, and where its text ends
+    char* last_text_end
 
 
 cdef void* _alloc(_Builder* b, size_t size) except NULL:
@@ -860,6 +878,7 @@ cdef int _add_text(_Builder* b, Py_ssize_t start, Py_ssize_t end) except -1:
     0, or 1 to decline."""
     cdef char* s = b.buf + start
     cdef Py_ssize_t n = end - start
+    cdef tree.xmlNode* parent
     if n <= 0:
         return 0
     if memchr(s, c'&', n) is not NULL:
@@ -875,8 +894,18 @@ cdef int _add_text(_Builder* b, Py_ssize_t start, Py_ssize_t end) except -1:
         if n == 0:
             return 0
         b.prolog = False
+    parent = b.stack[b.depth]
+    if parent.last is not NULL and parent.last is b.last_text:
+        # text right after text (a comment or an ignored end tag between): one node, as libxml2
+        # makes it; lxml joins a run of text nodes by repeated concatenation (quadratic)
+        memmove(b.last_text_end, s, n)
+        b.last_text_end += n
+        b.last_text_end[0] = 0
+        return 0
     s[n] = 0
-    _append(b.stack[b.depth], _new_text(b, s))
+    b.last_text = _new_text(b, s)
+    b.last_text_end = s + n
+    _append(parent, b.last_text)
     return 0
 
 

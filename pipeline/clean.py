@@ -191,7 +191,11 @@ def clean_body(body_html: bytes | str, rules: MarkupRules = GENERIC_RULES, quick
     """Body HTML (UTF-8 bytes, as parse_post gives it, or str) -> {paragraphs, images, related,
     warnings}. `quick=False` always goes through libxml2's parser (the quick tree's reference)."""
     walker = Walker(_plan_for(rules))
-    if not (quick and isinstance(body_html, bytes) and walker.walk_quick(body_html)):
+    # parse_html strips DOCTYPEs as text, even inside comments and attribute values; the quick
+    # tree does not, so such bodies go where the stripping is
+    quick = quick and isinstance(body_html, bytes) and not (
+        b"!" in body_html and b"<!" in body_html and _without_doctype(body_html) is not body_html)
+    if not (quick and walker.walk_quick(body_html)):
         root, warnings = parse_html(body_html)
         walker.warnings.extend(warnings)
         if root is not None:

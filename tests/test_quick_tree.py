@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,3 +204,65 @@ def test_corpus_posts_match_libxml2(corpus_dir: Path) -> None:
                 taken += 1
                 assert clean_body(body, rules) == clean_body(body, rules, quick=False), name
     assert posts > 20000 and taken / posts > 0.95, (posts, taken)
+
+
+@pytest.mark.parametrize("body", [
+    b'<d s="<!DOCTYPE">o', b'<img src="<!doctype>a">', b"<!--<!doctype -->x>", b"<p>a</p><style><!doctype </style>b>",
+])
+def test_doctype_anywhere_goes_where_doctypes_are_stripped(body: bytes) -> None:
+    """parse_html strips DOCTYPEs as text, inside attribute values and comments too; the quick tree
+    would read those bytes as they are, so such bodies go to libxml2's path."""
+    for rules in (GENERIC_RULES, CNA_RULES):
+        assert_same_as_libxml2(body, rules)
+
+
+_THREADS_LEARNING_TAGS = """
+import sys, threading
+from pipeline.clean import GENERIC_RULES, clean_body
+TAGS = {tags!r}
+bodies = [f"<p>a<{{t}}>b<img src=i{{k}}.jpg>c</{{t}}>d<br>e</p>".encode() for k, t in enumerate(TAGS)]
+barrier = threading.Barrier(8)
+bad = []
+def work(k):
+    barrier.wait()
+    for body in bodies[k::8] + bodies:
+        if clean_body(body, GENERIC_RULES) != clean_body(body, GENERIC_RULES, quick=False):
+            bad.append(body)
+threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(bad))
+"""
+
+
+def test_threads_learning_tag_names_at_once(tmp_path: Path) -> None:
+    """A Dask worker runs several threads: tags met for the first time by two threads at once keep
+    their own names and rules (learning a tag runs libxml2, which lets other threads in). Fresh
+    process, so that every tag is new."""
+    tags = ["img", "br", "p", "div", "script", "style", "iframe", "li", "table", "td", "figure", "hr", "h2",
+            "ul", "span", "a", "b", "i", "em", "small", "strong", "section", "blockquote", "pre", "tr", "video",
+            "svg", "form", "input", "button", "meta", "link", "source", "wbr", "u", "sub", "header", "nav",
+            "figcaption", "caption", "center", "font", "code", "q", "address", "picture", "label", "time"]
+    script = _THREADS_LEARNING_TAGS.format(tags=tags)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"
+
+
+@pytest.mark.parametrize("unit", [b"x</q>", b"x<!---->", b"x</p>"])
+def test_text_split_by_comments_or_stray_end_tags_is_one_node(unit: bytes) -> None:
+    """Text on both sides of a removed comment or an ignored end tag is one text node, as libxml2
+    makes it. As a run of nodes, reading it cost time quadratic in its length (lxml joins the run
+    by repeated concatenation), and again for each enclosing link: minutes for one 4 MB post. The
+    subprocess's timeout is a hang guard with a wide margin, not a speed goal."""
+    body = (b'<div class="moreArticle">' + b'<a class="insert" href=u><span>' * 10
+            + unit * ((4 << 20) // len(unit) - 100))
+    script = ("import sys; from pipeline.clean import clean_body; from pipeline.cna.markup import CNA_RULES;"
+              "from pipeline._walk import Walker; from pipeline.clean import _plan_for;"
+              "body = sys.stdin.buffer.read(); assert Walker(_plan_for(CNA_RULES)).walk_quick(body);"
+              "print(clean_body(body, CNA_RULES) == clean_body(body, CNA_RULES, quick=False))")
+    done = subprocess.run([sys.executable, "-c", script], input=body, capture_output=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == b"True"
