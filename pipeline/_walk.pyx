@@ -13,7 +13,14 @@ its tail after them, as lxml's `.text`, `.tail` and `itertext()` give them.
 """
 
 from cpython.list cimport PyList_GET_SIZE
-from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.unicode cimport (
+    Py_UNICODE_ISSPACE,
+    PyUnicode_DATA,
+    PyUnicode_DecodeUTF8,
+    PyUnicode_GET_LENGTH,
+    PyUnicode_KIND,
+    PyUnicode_READ,
+)
 from libc.string cimport strcmp, strcpy, strlen
 from lxml.includes cimport tree
 from lxml.includes.etreepublic cimport (
@@ -224,9 +231,32 @@ cdef str text_inside(tree.xmlNode* c_node):
 
 cdef str normalize(str text):
     """Whitespace runs (ideographic, no-break and zero-width spaces included) -> one space."""
+    if _normalized(text):  # most paragraphs: one scan, no split and join
+        return text
     if "\u200b" in text or "\ufeff" in text:  # zero-width: not whitespace to str.split
         text = text.replace("\u200b", " ").replace("\ufeff", " ")
     return " ".join(text.split())
+
+
+cdef bint _normalized(str text) noexcept:
+    """True when normalize() would give `text` back: no whitespace but single spaces between
+    words (str.split's whitespace: Py_UNICODE_ISSPACE), no zero-width space or BOM."""
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(text)
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
+    cdef Py_UCS4 ch
+    cdef bint after_space = True  # a space first would be leading whitespace
+    for i in range(n):
+        ch = PyUnicode_READ(kind, data, i)
+        if ch == 0x20:
+            if after_space:
+                return False
+            after_space = True
+        elif ch == 0x200B or ch == 0xFEFF or Py_UNICODE_ISSPACE(ch):
+            return False
+        else:
+            after_space = False
+    return n > 0 and not after_space
 
 
 def element_text(_Element el not None) -> str:
