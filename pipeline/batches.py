@@ -29,11 +29,12 @@ from pipeline.process import process_posts, reject_row
 from pipeline.schema import PIPELINE_VERSION, SHARD_SCHEMA
 
 # A batch ends after a post whose path hash has CHUNK_BITS low bits set (1 in 2**CHUNK_BITS), or at
-# MAX_BATCH posts: 230 posts on average over the corpus. Compared with 128-post batches: half as
-# many shard files to write, open and map, the same instructions, and builds of the corpus 2-8 %
-# faster (docs/performance.md).
-CHUNK_BITS = 8
-MAX_BATCH = 512
+# MAX_BATCH posts: about 520 posts on average over the corpus (42 batches). Each batch costs the
+# driver and a worker fixed work (pickling, a shard file to write, open and map, its keys read);
+# once the quick tree made posts cheap, that showed: against 230-post batches, builds of the corpus
+# took 4-5 % less time and CPU (docs/performance.md). Two workers still get about 20 batches each.
+CHUNK_BITS = 9
+MAX_BATCH = 1024
 # ... or once its posts' sizes add up to MAX_BATCH_BYTES: a worker holds a whole batch's posts, and
 # what each stage makes of them, at once (process.process_posts), so this bounds a worker's memory
 # whatever the posts' sizes (a post of unknown size counts as --max-bytes: held_bytes). The corpus's

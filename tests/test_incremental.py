@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from _synthetic_posts import make_post, write_posts
 
+import pipeline.batches as batches_mod
 from pipeline.build import BuildOptions, build
 from pipeline.validate import validate_dataset
 
@@ -43,7 +44,11 @@ def full_build(inp: Path, root: Path) -> Path:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> dict[str, Path]:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    # batches of about 256 posts (at most 512), so that 2,000 posts make enough of them for "only the
+    # batches around a change are processed" to mean something (forked workers inherit the patch)
+    monkeypatch.setattr(batches_mod, "CHUNK_BITS", 8)
+    monkeypatch.setattr(batches_mod, "MAX_BATCH", 512)
     inp = tmp_path / "in"
     write_posts(inp, N_POSTS, seed=3)
     return {"in": inp, "out": tmp_path / "out", "cache": tmp_path / "cache", "tmp": tmp_path}
@@ -84,8 +89,8 @@ def test_edit_add_remove(world: dict[str, Path]) -> None:
     second, t_inc = run(inp, world["out"], world["cache"])
     c = second["cache"]
     assert c["processed"] + c["reused"] == N_POSTS
-    assert 1 <= c["processed"] <= 3 * 512, c  # only the batches around the three changes
-    assert c["reused"] >= N_POSTS - 3 * 512
+    assert 1 <= c["processed"] <= 3 * batches_mod.MAX_BATCH, c  # only the batches around the three changes
+    assert c["reused"] >= N_POSTS - 3 * batches_mod.MAX_BATCH
     assert second["counts"]["inputs"] == N_POSTS
     assert validate_dataset(world["out"]) == []
 
@@ -147,7 +152,7 @@ def test_damaged_cache_shard_is_recomputed(world: dict[str, Path]) -> None:
     shutil.rmtree(world["out"].resolve().parent)
     world["out"].unlink()
     manifest, _ = run(world["in"], world["out"], world["cache"])
-    assert 1 <= manifest["cache"]["processed"] <= 512
+    assert 1 <= manifest["cache"]["processed"] <= batches_mod.MAX_BATCH
     assert data_digest(world["out"]) == before
 
 
