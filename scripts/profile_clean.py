@@ -3,11 +3,14 @@
     .venv/bin/python scripts/profile_clean.py [CORPUS_ROOT] [--repeat N] [--profile]
                                               [--dump OUT.pickle] [--compare BEFORE.pickle]
 
-Loads every post once (the pipeline's own parse stage, not timed), then times ``parse_html``
-alone and the whole ``clean_body`` over every body and prints µs per post (best of --repeat
-passes); the difference is the walk. --profile prints a cProfile top-20 of one clean pass.
---dump writes {source path: clean_body output} as a pickle, --compare checks the current outputs
-against such a dump and shows the first few differences (exit status 1 on any difference).
+Loads every post once (the pipeline's own parse stage, not timed), then times, alternating, over
+every body: ``parse_html`` alone (libxml2), ``clean_body`` as the build runs it (the quick tree
+where it takes the body, libxml2 for the rest) and ``clean_body(quick=False)`` (libxml2 for every
+body), and prints µs per post (best of --repeat passes) and how many bodies the quick tree took;
+it also checks that both ways give the same output for every post (exit status 1 if not).
+--profile prints a cProfile top-20 of one clean pass. --dump writes {source path: clean_body
+output} as a pickle, --compare checks the current outputs against such a dump and shows the first
+few differences (exit status 1 on any difference).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.clean import GENERIC_RULES, MarkupRules, clean_body, parse_html  # noqa: E402
+from pipeline._walk import Walker  # noqa: E402
+from pipeline.clean import GENERIC_RULES, MarkupRules, _plan_for, clean_body, parse_html  # noqa: E402
 from pipeline.cna.markup import CNA_RULES  # noqa: E402
 from pipeline.cna.url import is_cna  # noqa: E402
 from pipeline.parse import parse_post  # noqa: E402
@@ -55,29 +59,31 @@ def run_parse(posts) -> None:
         parse_html(body)
 
 
-def run_clean(posts) -> None:
+def run_clean(posts, quick: bool = True) -> None:
     # outputs are dropped as they come, as run_parse drops its trees: keeping 21,816 outputs
     # alive would charge the garbage collector's growing passes to the clean stage
     for _rel, body, rules in posts:
-        clean_body(body, rules)
+        clean_body(body, rules, quick)
 
 
 def outputs_of(posts) -> list:
     return [clean_body(body, rules) for _rel, body, rules in posts]
 
 
-def best_times(posts, repeat: int) -> tuple[float, float]:
-    """Best parse-only and clean_body pass times; the passes alternate so that both see the
-    same machine load."""
-    t_parse = t_clean = float("inf")
+def best_times(posts, repeat: int) -> tuple[float, float, float]:
+    """Best pass times of parse_html alone, clean_body as built and clean_body through libxml2;
+    the passes alternate so that all see the same machine load."""
+    t_parse = t_clean = t_libxml2 = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
         run_parse(posts)
         t1 = time.perf_counter()
         run_clean(posts)
         t2 = time.perf_counter()
-        t_parse, t_clean = min(t_parse, t1 - t0), min(t_clean, t2 - t1)
-    return t_parse, t_clean
+        run_clean(posts, quick=False)
+        t3 = time.perf_counter()
+        t_parse, t_clean, t_libxml2 = min(t_parse, t1 - t0), min(t_clean, t2 - t1), min(t_libxml2, t3 - t2)
+    return t_parse, t_clean, t_libxml2
 
 
 def compare(posts, outputs, before_path: str, show: int = 5) -> int:
@@ -121,10 +127,14 @@ def main() -> int:
     print(f"loaded {len(posts)} posts in {time.perf_counter() - t0:.1f} s")
     n = len(posts) or 1
 
-    t_parse, t_clean = best_times(posts, args.repeat)
-    print(f"parse_html: {t_parse / n * 1e6:7.1f} µs/post (best of {args.repeat})")
-    print(f"clean_body: {t_clean / n * 1e6:7.1f} µs/post (best of {args.repeat})")
-    print(f"walk:       {(t_clean - t_parse) / n * 1e6:7.1f} µs/post (difference)")
+    t_parse, t_clean, t_libxml2 = best_times(posts, args.repeat)
+    taken = sum(Walker(_plan_for(rules)).walk_quick(body) for _rel, body, rules in posts)
+    print(f"clean_body:                {t_clean / n * 1e6:7.1f} µs/post (best of {args.repeat}; the quick tree "
+          f"took {taken} of {len(posts)} bodies, {100 * taken / n:.1f} %)")
+    print(f"clean_body through libxml2: {t_libxml2 / n * 1e6:6.1f} µs/post, of which parse_html "
+          f"{t_parse / n * 1e6:.1f}")
+    differ = [rel for rel, body, rules in posts if clean_body(body, rules) != clean_body(body, rules, quick=False)]
+    print(f"quick tree against libxml2: {len(differ)} posts differ" + (f", first {differ[:3]}" if differ else ""))
 
     if args.profile:
         prof = cProfile.Profile()
@@ -134,7 +144,7 @@ def main() -> int:
         pstats.Stats(prof).sort_stats("tottime").print_stats(20)
 
     outputs = outputs_of(posts) if (args.dump or args.compare) else []
-    status = 0
+    status = 1 if differ else 0
     if args.dump:
         with open(args.dump, "wb") as f:
             pickle.dump({rel: out for (rel, _b, _r), out in zip(posts, outputs, strict=True)}, f)
