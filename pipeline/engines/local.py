@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,19 @@ def default_workers() -> int:
 def _start_worker(parent_pid: int) -> None:
     die_with_parent(parent_pid)
     skip_pandas_probe()
+    # No automatic cyclic garbage collection in a worker: its passes cost about 8 % of a worker's
+    # CPU (they walk every young object, and the modules inherited from the driver on the older
+    # passes), yet a worker makes no reference cycles (none over the whole corpus). Each batch
+    # ends with a collection of the young generations instead, which stays cheap and still
+    # frees any cycle a batch may make.
+    gc.disable()
+
+
+def _process_in_worker(batch: Batch, settings: BatchSettings) -> tuple[bytes | None, dict[str, Any]]:
+    try:
+        return process_batch(batch, settings)
+    finally:
+        gc.collect(1)
 
 
 def run_local(batches: Iterable[Batch], settings: BatchSettings,
@@ -37,7 +51,7 @@ def run_local(batches: Iterable[Batch], settings: BatchSettings,
                              initargs=(os.getpid(),)) as pool:
         pending: set[Future] = set()
         for batch in batches:
-            pending.add(pool.submit(process_batch, batch, settings))
+            pending.add(pool.submit(_process_in_worker, batch, settings))
             if len(pending) >= 2 * workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
