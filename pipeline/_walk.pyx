@@ -238,6 +238,16 @@ cdef str normalize(str text):
     return " ".join(text.split())
 
 
+cdef inline bint _is_space(Py_UCS4 ch) noexcept:
+    """Py_UNICODE_ISSPACE (str.split's whitespace) without a function call for the CJK text that
+    makes up most paragraphs: Unicode has no whitespace above U+3000."""
+    if ch < 0x80:
+        return ch == 0x20 or 0x09 <= ch <= 0x0D or 0x1C <= ch <= 0x1F
+    if ch > 0x3000:
+        return False
+    return Py_UNICODE_ISSPACE(ch)
+
+
 cdef bint _normalized(str text) noexcept:
     """True when normalize() would give `text` back: no whitespace but single spaces between
     words (str.split's whitespace: Py_UNICODE_ISSPACE), no zero-width space or BOM."""
@@ -252,7 +262,7 @@ cdef bint _normalized(str text) noexcept:
             if after_space:
                 return False
             after_space = True
-        elif ch == 0x200B or ch == 0xFEFF or Py_UNICODE_ISSPACE(ch):
+        elif ch == 0x200B or ch == 0xFEFF or _is_space(ch):
             return False
         else:
             after_space = False

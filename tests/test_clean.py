@@ -168,3 +168,18 @@ def test_compiled_walk_refuses_none() -> None:
         Walker(_plan_for(GENERIC_RULES)).walk(None)
     with pytest.raises(TypeError):
         element_text(None)
+
+
+def test_paragraph_whitespace_is_what_str_split_calls_whitespace() -> None:
+    """The walk's whitespace test (a fast path before str.split) agrees with str.split for every
+    code point: whitespace and zero-width spaces separate words, anything else is kept."""
+    from pipeline._walk import Walker as _Walker
+    from pipeline.clean import _plan_for
+
+    walker = _Walker(_plan_for(GENERIC_RULES))
+    points = list(range(1, 0x3100)) + [0x200B, 0xFEFF, 0xFFFD, 0x1F600, 0x10FFFF]
+    for c in points:
+        walker.paragraphs.clear()
+        walker.emit("a" + chr(c) + "b")
+        expected = "a b" if chr(c).isspace() or c in (0x200B, 0xFEFF) else "a" + chr(c) + "b"
+        assert walker.paragraphs == [expected], hex(c)
