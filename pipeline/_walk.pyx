@@ -710,6 +710,12 @@ cdef bint _plain_text(const unsigned char* s, size_t n) noexcept:
     return True
 
 
+def plain_utf8(bytes data not None) -> bool:
+    """`data` is valid UTF-8 without NUL, other controls than tab and newline (CR included), DEL,
+    C1 controls, surrogates or noncharacters, and opens with no byte-order mark: one C pass."""
+    return _plain_text(<const unsigned char*><const char*>data, len(data))
+
+
 cdef int _tag_slot(const char* name, int length) noexcept:
     """The hash-table slot that holds `name`, or the free slot where it would go."""
     cdef unsigned int h = 2166136261

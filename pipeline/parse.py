@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from pipeline._walk import plain_utf8
 from pipeline.errors import Reject
 
 
@@ -58,8 +59,15 @@ _SIMPLE_LINE_RE = re.compile(r"^([A-Za-z_][\w-]*):[ \t]*(.*?)[ \t]*$")
 # (quotes or backslashes in the title, indicators in the author) fall through to the general path.
 _ARCHIVER_FRONT_RE = re.compile(
     r'layout: post\ntitle: "(?P<title>[^"\\\n]*)"\ndate: (?P<date>[0-9T:.Z-]+)\n'
-    r"author: (?P<author>[^\n]+?)\nfrom: (?P<from>[^\s\[\]{},]+)\n"
+    r"author: (?P<author>[^\n]+)\nfrom: (?P<from>[^\s\[\]{},]+)\n"
     r"tags: \[ (?P<tags>[^\n,\[\]]+?) \]\ncategories: \[ (?P<categories>[^\n,\[\]]+?) \]\n?\Z")
+# A post's head as the archiver writes it: its first line, then the front matter (checked by
+# _ARCHIVER_FRONT_RE once decoded) up to the closing line, which the epoch comment follows; then
+# that comment, the `[title](url)` line and the rule under it. The body follows, from the rule's
+# line end, as strip_title_link cuts it.
+_ARCHIVER_OPENING = b"---\nlayout: post\n"
+_ARCHIVER_CLOSING = b"\n---\n<!--"
+_ARCHIVER_EPOCH_RE = re.compile(rb"(?P<epoch>[0-9]{1,15})-->\n\[[^\n]*\n-{3,}[ \t]*(?=\n)")
 # A plain YAML scalar may not start with one of these (or it means something else).
 _YAML_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@` \t")
 
@@ -206,15 +214,23 @@ def split_post(text: str) -> tuple[str, str]:
     return front, text[match.end():]
 
 
-def parse_front_matter(front: str) -> tuple[dict[str, Any], list[str]]:
-    """Front matter text -> {key: value}. Fast path for the archiver's simple lines,
-    `yaml.safe_load` for anything else, and a line-by-line fallback for invalid YAML."""
+def _archiver_fields(front: str) -> dict[str, Any] | None:
+    """The fields of front matter in the exact layout the archiver writes, with values YAML reads
+    as they are; None for anything else. One C-level match instead of a line loop."""
     m = _ARCHIVER_FRONT_RE.match(front)
     if (m is not None and _plain(m["author"]) and _plain(m["from"]) and _plain(m["tags"])
             and _plain(m["categories"])):
-        # the exact layout the archiver writes: one C-level match instead of a line loop
         return {"layout": "post", "title": m["title"], "date": m["date"], "author": m["author"],
-                "from": m["from"], "tags": [m["tags"]], "categories": [m["categories"]]}, []
+                "from": m["from"], "tags": [m["tags"]], "categories": [m["categories"]]}
+    return None
+
+
+def parse_front_matter(front: str) -> tuple[dict[str, Any], list[str]]:
+    """Front matter text -> {key: value}. Fast path for the archiver's simple lines,
+    `yaml.safe_load` for anything else, and a line-by-line fallback for invalid YAML."""
+    archiver = _archiver_fields(front)
+    if archiver is not None:
+        return archiver, []
     fast = _parse_simple_front_matter(front)
     if fast is not None:
         return fast, []
@@ -387,9 +403,57 @@ def body_utf8(raw: bytes, text: str, body: str, exact: bool) -> bytes:
     return raw[len(text[:len(text) - len(body)].encode("utf-8")):]
 
 
+def _archiver_post(raw: bytes) -> dict[str, Any] | None:
+    """parse_post for a post exactly as the archiver writes it (nearly every post), or None.
+
+    Plain UTF-8 throughout (one C pass, where decode_post decodes the whole post and scans it
+    for controls), the archiver's front matter, an epoch comment in range, the title link and
+    its rule: then only the front matter is decoded and the body is the rest of the bytes.
+    Everything else goes the general way, which gives the same result for such posts
+    (tests/test_parse_fast.py holds the two to that on every corpus post and on mutations)."""
+    if not raw.startswith(_ARCHIVER_OPENING):
+        return None
+    closing = raw.find(_ARCHIVER_CLOSING, len(_ARCHIVER_OPENING) - 1, MAX_FRONT_MATTER_BYTES)
+    if closing < 0:
+        return None
+    m = _ARCHIVER_EPOCH_RE.match(raw, closing + len(_ARCHIVER_CLOSING))
+    if m is None or m.end() - m.end("epoch") > 4096 or not plain_utf8(raw):
+        return None
+    # an earlier '---' line would have closed the front matter: then it does not match
+    fields = _archiver_fields(raw[4:closing + 1].decode("utf-8"))
+    published_at_ms = int(m["epoch"])
+    if fields is None or not (_EPOCH_MIN_MS <= published_at_ms < _EPOCH_MAX_MS):
+        return None
+    if url_problem(fields["from"]) is not None:
+        return None  # the general way rejects it
+    warnings = []
+    title = scalar_text(fields["title"])
+    if title is None:
+        warnings.append("no_title")
+    feed_date_ms = parse_timestamp_ms(fields["date"])
+    if feed_date_ms is None:
+        warnings.append("bad_feed_date")
+    return {
+        "title": title,
+        "source": fields["author"],  # _plain: no surrounding whitespace, never empty
+        "url": fields["from"],
+        "feed_date_ms": feed_date_ms,
+        "published_at_ms": published_at_ms,
+        "body_html": raw[m.end():],
+        "warnings": warnings,
+    }
+
+
 def parse_post(raw: bytes) -> dict[str, Any]:
     """Raw bytes -> {title, source, url, feed_date_ms, published_at_ms, body_html, warnings};
     body_html is UTF-8 bytes (the form the HTML parser reads fastest)."""
+    archiver = _archiver_post(raw)
+    return archiver if archiver is not None else parse_post_generally(raw)
+
+
+def parse_post_generally(raw: bytes) -> dict[str, Any]:
+    """parse_post for any post: decode, split, front matter (fast reader, YAML, fallback), epoch,
+    title link. parse_post tries _archiver_post first; the two agree wherever it answers."""
     text, warnings = decode_post(raw)
     # no BOM, no other encoding, no repair, no line-end rewrite: text is raw's UTF-8 reading
     exact = not warnings and b"\r" not in raw
