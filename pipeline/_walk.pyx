@@ -587,7 +587,7 @@ cdef list iter_text(tree.xmlNode* c_node):
 # and the post goes through libxml2 as before. What it must know of libxml2's rules (void tags,
 # raw-text tags, which start tags close the open element) it asks pipeline.html_parser, which
 # reads them off libxml2 itself. tests/test_quick_tree.py checks it against libxml2 on generated
-# markup; scripts/profile_clean.py --compare checks it on a whole corpus.
+# markup; scripts/profile_clean.py checks it on a whole corpus.
 
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr, memcmp, memcpy, memmove, memset, strstr
@@ -618,9 +618,9 @@ cdef enum:
 cdef int _F_VOID = TAG_VOID, _F_RAW = TAG_RAW, _F_REFUSED = TAG_REFUSED, _F_HEAD = TAG_HEAD
 
 # Tag names met so far: id -> name (kept alive in _tag_name_objects), length, flags; a hash table
-# of ids by name; what a start tag does to the open element, by (new id, open id): 0 not asked
-# yet, 1 goes inside it, 2 closes it, 3 unknown (the post goes to libxml2); and what an end tag does to an element open inside the one
-# it names, by (end id, open id): 0 not asked yet, 1 the end tag is ignored, 2 it closes both,
+# of ids by name; what a start tag does to the open element, by (new id, open id); and what an end
+# tag does to an element open inside the one it names, by (end id, open id). In both tables: 0 not
+# asked yet, 1 no (goes inside it / the end tag is ignored), 2 yes (closes it / closes both),
 # 3 unknown (the post goes to libxml2).
 cdef list _tag_name_objects = []
 cdef const char* _tag_names[_QT_MAX_TAGS]
@@ -759,23 +759,13 @@ cdef int _tag_id(const char* name, int length) except -2:
     return tag
 
 
-cdef int _start_tag_effect(int new, int open_) except -1:
-    """1: a <new> start tag goes inside the open <open_>; 2: it closes it; 3: unknown."""
-    cdef unsigned char* known = &_closes[new * _QT_MAX_TAGS + open_]
+cdef int _probed(unsigned char* table, object probe, int a, int b) except -1:
+    """What `probe` (start_closes or end_tag_closes: True, False or None for two tag names)
+    answers for tags a and b, asked once and kept in `table`: 1 False, 2 True, 3 None."""
+    cdef unsigned char* known = &table[a * _QT_MAX_TAGS + b]
     if known[0] == 0:
-        closes = start_closes((<bytes>_tag_name_objects[new]).decode("ascii"),
-                              (<bytes>_tag_name_objects[open_]).decode("ascii"))
-        known[0] = 3 if closes is None else 2 if closes else 1
-    return known[0]
-
-
-cdef int _end_tag_effect(int end, int open_) except -1:
-    """1: an </end> tag is ignored while <open_> is open inside <end>; 2: it closes both; 3: unknown."""
-    cdef unsigned char* known = &_end_closes[end * _QT_MAX_TAGS + open_]
-    if known[0] == 0:
-        closes = end_tag_closes((<bytes>_tag_name_objects[end]).decode("ascii"),
-                                (<bytes>_tag_name_objects[open_]).decode("ascii"))
-        known[0] = 3 if closes is None else 2 if closes else 1
+        answer = probe((<bytes>_tag_name_objects[a]).decode("ascii"), (<bytes>_tag_name_objects[b]).decode("ascii"))
+        known[0] = 3 if answer is None else 2 if answer else 1
     return known[0]
 
 
@@ -1053,7 +1043,7 @@ cdef Py_ssize_t _start_tag(_Builder* b, Py_ssize_t i) except -2:
     if b.prolog:
         b.prolog = False
     while b.depth:
-        a = _start_tag_effect(tag, b.ids[b.depth])
+        a = _probed(_closes, start_closes, tag, b.ids[b.depth])
         if a == 3:
             return -1
         if a == 1:
@@ -1145,7 +1135,7 @@ cdef Py_ssize_t _end_tag(_Builder* b, Py_ssize_t i) except -2:
         d -= 1
     if d:
         for k in range(d + 1, b.depth + 1):
-            effect = _end_tag_effect(tag, b.ids[k])
+            effect = _probed(_end_closes, end_tag_closes, tag, b.ids[k])
             if effect == 3:
                 return -1
             if effect == 1:

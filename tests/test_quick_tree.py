@@ -13,20 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline import html_parser as hp
 from pipeline._walk import Walker
 from pipeline.clean import GENERIC_RULES, MarkupRules, _plan_for, clean_body
 from pipeline.cna.markup import CNA_RULES
 from pipeline.cna.url import is_cna
-from pipeline.html_parser import (
-    TAG_HEAD,
-    TAG_RAW,
-    TAG_REFUSED,
-    TAG_VOID,
-    end_tag_closes,
-    named_reference,
-    start_closes,
-    tag_flags,
-)
 from pipeline.parse import parse_post
 
 
@@ -104,16 +95,16 @@ def test_unsure_markup_is_left_to_libxml2(body: bytes) -> None:
 
 
 def test_libxml2_rules_are_read_off_libxml2() -> None:
-    assert tag_flags("img") == TAG_VOID and tag_flags("br") == TAG_VOID
-    assert tag_flags("wbr") == 0 and tag_flags("div") == 0 and tag_flags("o:p") == 0
-    assert tag_flags("iframe") == TAG_RAW and tag_flags("script") == TAG_RAW | TAG_HEAD
-    assert tag_flags("meta") == TAG_VOID | TAG_HEAD and tag_flags("body") == TAG_REFUSED
-    assert start_closes("p", "p") and start_closes("div", "p") and start_closes("p", "b")
-    assert not start_closes("div", "i") and not start_closes("span", "p") and not start_closes("figure", "p")
-    assert end_tag_closes("div", "span") is True and end_tag_closes("span", "div") is False
-    assert end_tag_closes("p", "li") is None  # <li> closes <p> first: the probe has neither shape
-    assert named_reference(b"amp;") == (b"&", 4) and named_reference(b"showinfo=") == (b"", 0)
-    assert named_reference(b"notit;") is None and named_reference(b"nGt;") is None
+    assert hp.tag_flags("img") == hp.TAG_VOID and hp.tag_flags("br") == hp.TAG_VOID
+    assert hp.tag_flags("wbr") == 0 and hp.tag_flags("div") == 0 and hp.tag_flags("o:p") == 0
+    assert hp.tag_flags("iframe") == hp.TAG_RAW and hp.tag_flags("script") == hp.TAG_RAW | hp.TAG_HEAD
+    assert hp.tag_flags("meta") == hp.TAG_VOID | hp.TAG_HEAD and hp.tag_flags("body") == hp.TAG_REFUSED
+    assert hp.start_closes("p", "p") and hp.start_closes("div", "p") and hp.start_closes("p", "b")
+    assert not hp.start_closes("div", "i") and not hp.start_closes("span", "p") and not hp.start_closes("figure", "p")
+    assert hp.end_tag_closes("div", "span") is True and hp.end_tag_closes("span", "div") is False
+    assert hp.end_tag_closes("p", "li") is None  # <li> closes <p> first: the probe has neither shape
+    assert hp.named_reference(b"amp;") == (b"&", 4) and hp.named_reference(b"showinfo=") == (b"", 0)
+    assert hp.named_reference(b"notit;") is None and hp.named_reference(b"nGt;") is None
 
 
 # -- generated markup ----------------------------------------------------------------------
