@@ -193,7 +193,7 @@ def clean_body(body_html: bytes | str, rules: MarkupRules = GENERIC_RULES, quick
     walker = Walker(_plan_for(rules))
     # parse_html strips DOCTYPEs as text, even inside comments and attribute values; the quick
     # tree does not, so such bodies go where the stripping is
-    quick = quick and isinstance(body_html, bytes) and not (
+    quick = quick and type(body_html) is bytes and not (
         b"!" in body_html and b"<!" in body_html and _without_doctype(body_html) is not body_html)
     if not (quick and walker.walk_quick(body_html)):
         root, warnings = parse_html(body_html)

@@ -362,7 +362,9 @@ def parse_timestamp_ms(value: Any) -> int | None:
             from dateutil import parser as dateutil_parser
 
             try:
-                dt = dateutil_parser.parse(text)
+                # fields the text lacks come from `default`, not from today: "07:59" or "Feb 7"
+                # would otherwise name a different day on every build (1970 is out of range)
+                dt = dateutil_parser.parse(text, default=datetime(1970, 1, 1))
             except (ValueError, OverflowError, TypeError):
                 return None
     if dt.tzinfo is None:
@@ -411,12 +413,13 @@ def _archiver_post(raw: bytes) -> dict[str, Any] | None:
     its rule: then only the front matter is decoded and the body is the rest of the bytes.
     Everything else goes the general way, which gives the same result for such posts
     (tests/test_parse_fast.py holds the two to that on every corpus post and on mutations)."""
-    if not raw.startswith(_ARCHIVER_OPENING):
+    if type(raw) is not bytes or not raw.startswith(_ARCHIVER_OPENING):  # plain_utf8 takes bytes only
         return None
     closing = raw.find(_ARCHIVER_CLOSING, len(_ARCHIVER_OPENING) - 1, MAX_FRONT_MATTER_BYTES)
     if closing < 0:
         return None
-    m = _ARCHIVER_EPOCH_RE.match(raw, closing + len(_ARCHIVER_CLOSING))
+    start = closing + len(_ARCHIVER_CLOSING)
+    m = _ARCHIVER_EPOCH_RE.match(raw, start, start + 4200)  # a rule line past 4096 is not read anyway
     if m is None or m.end() - m.end("epoch") > 4096 or not plain_utf8(raw):
         return None
     # an earlier '---' line would have closed the front matter: then it does not match

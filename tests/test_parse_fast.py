@@ -122,3 +122,12 @@ def test_corpus_posts_agree(corpus_dir: Path) -> None:
                 posts += 1
                 taken += assert_agree(Path(dirpath, name).read_bytes())
     assert posts > 20000 and taken / posts > 0.95, (posts, taken)
+
+
+def test_a_bytes_subclass_goes_the_general_way() -> None:
+    class Raw(bytes):
+        pass
+
+    raw = Raw(ARCHIVER_POST)
+    assert _archiver_post(raw) is None
+    assert parse_post(raw) == parse_post_generally(ARCHIVER_POST)

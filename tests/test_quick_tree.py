@@ -257,3 +257,10 @@ def test_text_split_by_comments_or_stray_end_tags_is_one_node(unit: bytes) -> No
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == b"True"
+
+
+def test_a_bytes_subclass_goes_to_libxml2() -> None:
+    class Body(bytes):
+        pass
+
+    assert clean_body(Body(CNA_LIKE), CNA_RULES) == clean_body(CNA_LIKE, CNA_RULES, quick=False)
