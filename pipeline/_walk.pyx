@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""The clean stage's walk, compiled: one pass over libxml2's own nodes collecting paragraphs,
-images and related links.
+"""The clean stage's walk, compiled: one pass over libxml2's nodes (or the same structs laid out
+by the quick tree, at the end of this file) collecting paragraphs, images and related links.
 
 Walking the tree from Python makes an lxml proxy object, a tag string and attribute lookups for
 every element, which cost as much as libxml2's parse itself. Here the walk reads the C nodes
@@ -631,7 +631,8 @@ cdef int _tag_count = 0
 cdef unsigned char _closes[_QT_MAX_TAGS * _QT_MAX_TAGS]
 cdef unsigned char _end_closes[_QT_MAX_TAGS * _QT_MAX_TAGS]
 
-# The attributes the walk reads; others are skipped without being decoded.
+# The attributes the walk reads (every `attribute(node, "…")` above; a test keeps the two lists
+# equal); others are skipped without being decoded.
 cdef const char* _ATTR_NAMES[_QT_ATTRS]
 _ATTR_NAMES[0] = b"class"
 _ATTR_NAMES[1] = b"id"
@@ -640,7 +641,8 @@ _ATTR_NAMES[3] = b"data-src"
 _ATTR_NAMES[4] = b"data-original"
 _ATTR_NAMES[5] = b"href"
 cdef int _ATTR_LENGTHS[_QT_ATTRS]
-_ATTR_LENGTHS[:] = [5, 2, 3, 8, 13, 4]
+for _i in range(_QT_ATTRS):
+    _ATTR_LENGTHS[_i] = strlen(_ATTR_NAMES[_i])
 
 # byte classes
 cdef enum:
@@ -663,7 +665,7 @@ cdef void _init_byte_classes() noexcept:
     for c in b":_.-":
         _byte_class[c] |= _C_NAME
     for c in b" \t\n":
-        _byte_class[c] = _C_SPACE
+        _byte_class[c] = _C_SPACE  # "=", not "|=": tab and newline are controls the builder admits
     for c in b"\"'<`":
         _byte_class[c] |= _C_BAD_UNQUOTED
 
@@ -712,7 +714,10 @@ cdef bint _plain_text(const unsigned char* s, size_t n) noexcept:
 
 def plain_utf8(bytes data not None) -> bool:
     """`data` is valid UTF-8 without NUL, other controls than tab and newline (CR included), DEL,
-    C1 controls, surrogates or noncharacters, and opens with no byte-order mark: one C pass."""
+    C1 controls, surrogates or noncharacters, and opens with no byte-order mark: one C pass.
+    Two callers rely on all of that: the quick tree (what libxml2 reads as it is) and
+    parse._archiver_post (what decode_post would pass unchanged: no CR, BOM or control to
+    repair). Loosening it for one breaks the other."""
     return _plain_text(<const unsigned char*><const char*>data, len(data))
 
 
@@ -1040,8 +1045,7 @@ cdef Py_ssize_t _start_tag(_Builder* b, Py_ssize_t i) except -2:
                     order[count] = which
                     count += 1
                 break
-    if b.prolog:
-        b.prolog = False
+    b.prolog = False  # a start tag makes the body
     while b.depth:
         a = _probed(_closes, start_closes, tag, b.ids[b.depth])
         if a == 3:

@@ -20,7 +20,7 @@ from lxml import etree
 
 from pipeline._walk import Walker
 from pipeline.html_kinds import BR, DROPPED, IMAGE_BOX, PLAIN, RELATED_BOX
-from pipeline.html_parser import HTML_PARSER
+from pipeline.html_parser import HTML_PARSER, QUICK_TREE_ON
 
 # A DOCTYPE anywhere in a body, with its internal subset ([<!ENTITY …>]): a "]>" inside a quoted
 # value or a comment does not end it. Possessive repeats never backtrack, so one match attempt
@@ -187,15 +187,24 @@ def plain_text_fallback(body_html: str) -> str:
     return html.unescape(_TAG_RE.sub("", text))
 
 
+def quick_tree_body(body_html: bytes | str) -> bytes | None:
+    """The bytes the quick tree is given for `body_html`: UTF-8 bytes (what parse_post gives; not
+    a subclass) with DOCTYPEs stripped as parse_html strips them (as text, even inside comments and
+    attribute values), so both read the same markup. None when the quick tree is not used: a str,
+    or a libxml2 other than the one its tokenizer was written for."""
+    if not QUICK_TREE_ON or type(body_html) is not bytes:
+        return None
+    if b"!" in body_html and b"<!" in body_html:
+        return _without_doctype(body_html)
+    return body_html
+
+
 def clean_body(body_html: bytes | str, rules: MarkupRules = GENERIC_RULES, quick: bool = True) -> dict[str, Any]:
     """Body HTML (UTF-8 bytes, as parse_post gives it, or str) -> {paragraphs, images, related,
     warnings}. `quick=False` always goes through libxml2's parser (the quick tree's reference)."""
     walker = Walker(_plan_for(rules))
-    # parse_html strips DOCTYPEs as text, even inside comments and attribute values; the quick
-    # tree does not, so such bodies go where the stripping is
-    quick = quick and type(body_html) is bytes and not (
-        b"!" in body_html and b"<!" in body_html and _without_doctype(body_html) is not body_html)
-    if not (quick and walker.walk_quick(body_html)):
+    body = quick_tree_body(body_html) if quick else None
+    if body is None or not walker.walk_quick(body):
         root, warnings = parse_html(body_html)
         walker.warnings.extend(warnings)
         if root is not None:

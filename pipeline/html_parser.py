@@ -2,10 +2,12 @@
 in pipeline/_walk.pyx asks of it.
 
 The quick builder lays out the tree libxml2 would build for plain bodies without running
-libxml2's parser. It never guesses libxml2's rules: which tags are void, which hold raw text and
-which start tags close the open element are read off this very parser, by parsing a small
+libxml2's parser. Its tag rules are never guessed: which tags are void, which hold raw text and
+which start and end tags close open elements are read off this very parser, by parsing a small
 probe the first time a tag (or pair of tags) is met; the builder keeps the answers for the
-process.
+process. Its tokenizer rules (character references, comments, whitespace before any content) are
+written for libxml2 2.14's HTML5 tokenizer: with another libxml2 the builder is off
+(QUICK_TREE_LIBXML2).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from lxml import etree
 HTML_PARSER = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True,
                                default_doctype=False, collect_ids=False, huge_tree=False)
 
-# Tag flags (mirrored in pipeline/_walk.pyx).
+# Tag flags (pipeline/_walk.pyx imports them).
 TAG_VOID = 1  # never has children: `<img>x` puts x after it
 TAG_RAW = 2  # its content is text up to its end tag (script, style, iframe)
 TAG_REFUSED = 4  # the quick builder leaves posts with this tag to libxml2
@@ -36,10 +38,19 @@ _REFUSED = frozenset({"html", "head", "body", "frameset", "frame", "noscript", "
 _HEAD = frozenset({"meta", "link", "style", "script"})
 
 
+# The libxml2 the quick builder's tokenizer was written for and checked against.
+QUICK_TREE_LIBXML2 = (2, 14)
+QUICK_TREE_ON = etree.LIBXML_VERSION[:2] == QUICK_TREE_LIBXML2
+
+# Probes have a parser of their own: HTML_PARSER's error log, read by clean.parse_html after a
+# parse, stays that parse's even when a probe runs in another thread meanwhile.
+_PROBE_PARSER = HTML_PARSER.copy()
+
+
 def _probe(markup: str) -> etree._Element | None:
     """The <div> libxml2 makes of `markup` (which starts with one), or None."""
     try:
-        root = etree.fromstring(markup.encode("utf-8"), HTML_PARSER)
+        root = etree.fromstring(markup.encode("utf-8"), _PROBE_PARSER)
     except (etree.LxmlError, ValueError):
         return None
     body = next((child for child in root if child.tag == "body"), None) if root is not None else None
@@ -50,6 +61,7 @@ def _only_child(element: etree._Element | None, tag: str) -> etree._Element | No
     return element[0] if element is not None and len(element) and element[0].tag == tag else None
 
 
+@lru_cache(maxsize=1024)  # start_closes asks it again for every pair
 def tag_flags(name: str) -> int:
     """What libxml2 does with the lower-case tag `name`: TAG_* flags."""
     if name in _REFUSED:

@@ -54,12 +54,14 @@ _UTF16_DAMAGE_MIN = 2
 _EPOCH_RE = re.compile(r"\A\s*<!--([^\n]{0,200}?)-->[ \t]*\r?\n?")
 _EPOCH_DIGITS_RE = re.compile(r"\s*(-?\d+)\s*")
 _RULE_RE = re.compile(r"^-{3,}[ \t]*$", re.M)
+# The archiver's `[title](url)` line and the rule under it are looked for this far into the body.
+_TITLE_LINK_WINDOW = 4096
 _SIMPLE_LINE_RE = re.compile(r"^([A-Za-z_][\w-]*):[ \t]*(.*?)[ \t]*$")
 # The archiver's own front matter, byte for byte; values that YAML would read differently
 # (quotes or backslashes in the title, indicators in the author) fall through to the general path.
 _ARCHIVER_FRONT_RE = re.compile(
     r'layout: post\ntitle: "(?P<title>[^"\\\n]*)"\ndate: (?P<date>[0-9T:.Z-]+)\n'
-    r"author: (?P<author>[^\n]+)\nfrom: (?P<from>[^\s\[\]{},]+)\n"
+    r"author: (?P<author>[^\n]+?)\nfrom: (?P<from>[^\s\[\]{},]+)\n"
     r"tags: \[ (?P<tags>[^\n,\[\]]+?) \]\ncategories: \[ (?P<categories>[^\n,\[\]]+?) \]\n?\Z")
 # A post's head as the archiver writes it: its first line, then the front matter (checked by
 # _ARCHIVER_FRONT_RE once decoded) up to the closing line, which the epoch comment follows; then
@@ -390,7 +392,7 @@ def parse_epoch_comment(rest: str) -> tuple[int | None, str, list[str]]:
 
 def strip_title_link(rest: str) -> str:
     """Drop the archiver's `[title](url)` line and the `------` rule before the HTML."""
-    m = _RULE_RE.search(rest, 0, 4096)
+    m = _RULE_RE.search(rest, 0, _TITLE_LINK_WINDOW)
     if m and rest[:m.start()].lstrip().startswith("["):
         return rest[m.end():]
     return rest
@@ -419,8 +421,10 @@ def _archiver_post(raw: bytes) -> dict[str, Any] | None:
     if closing < 0:
         return None
     start = closing + len(_ARCHIVER_CLOSING)
-    m = _ARCHIVER_EPOCH_RE.match(raw, start, start + 4200)  # a rule line past 4096 is not read anyway
-    if m is None or m.end() - m.end("epoch") > 4096 or not plain_utf8(raw):
+    # strip_title_link looks for the rule within _TITLE_LINK_WINDOW characters (so at most that
+    # many bytes) after the epoch line; "-->\n" and 15 digits come before it
+    m = _ARCHIVER_EPOCH_RE.match(raw, start, start + _TITLE_LINK_WINDOW + 20)
+    if m is None or m.end() - m.end("epoch") > _TITLE_LINK_WINDOW or not plain_utf8(raw):
         return None
     # an earlier '---' line would have closed the front matter: then it does not match
     fields = _archiver_fields(raw[4:closing + 1].decode("utf-8"))

@@ -27,7 +27,7 @@ import pyarrow as pa  # noqa: E402
 from pipeline._walk import Walker  # noqa: E402
 from pipeline.assemble import assemble_article  # noqa: E402
 from pipeline.batches import records_to_table, skip_pandas_probe, sort_key  # noqa: E402
-from pipeline.clean import GENERIC_RULES, _plan_for, clean_body, parse_html  # noqa: E402
+from pipeline.clean import GENERIC_RULES, _plan_for, clean_body, parse_html, quick_tree_body  # noqa: E402
 from pipeline.cna.markup import CNA_RULES  # noqa: E402
 from pipeline.cna.url import is_cna  # noqa: E402
 from pipeline.discover import discover_counted, read_item  # noqa: E402
@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     stage("parse: decode, front matter, epoch (pipeline.parse)", parse_all)
     rules = [CNA_RULES if is_cna(p["url"], p["source"]) else GENERIC_RULES for _k, p in parsed]
     bodies = [p["body_html"] for _k, p in parsed]
-    taken = sum(Walker(_plan_for(r)).walk_quick(b) for b, r in zip(bodies, rules, strict=True))
+    taken = sum((q := quick_tree_body(b)) is not None and Walker(_plan_for(r)).walk_quick(q)
+                for b, r in zip(bodies, rules, strict=True))
     stage(f"clean: quick tree + walk ({100 * taken / max(len(bodies), 1):.1f} % of posts), else libxml2",
           lambda: [clean_body(b, r) for b, r in zip(bodies, rules, strict=True)])
     cleaned = [clean_body(b, r) for b, r in zip(bodies, rules, strict=True)]

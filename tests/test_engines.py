@@ -113,7 +113,7 @@ def test_batches_cut_by_size() -> None:
 
 def test_batches_cut_by_size_when_sizes_are_unknown() -> None:
     """A post whose store lists no size (fsspec) may be up to --max-bytes: it counts as that much,
-    not as nothing (512 posts of 8 MiB would be a 4 GiB batch). A reject made in discovery, never
+    not as nothing (1,024 posts of 8 MiB would be an 8 GiB batch). A reject made in discovery, never
     read, counts nothing."""
     limit = batches_mod.MAX_BATCH_BYTES // 4
     items = [InputItem(f"p{n:03d}.md", ("fsspec", f"memory://in/p{n:03d}.md")) for n in range(40)]

@@ -264,3 +264,24 @@ def test_a_bytes_subclass_goes_to_libxml2() -> None:
         pass
 
     assert clean_body(Body(CNA_LIKE), CNA_RULES) == clean_body(CNA_LIKE, CNA_RULES, quick=False)
+
+
+def test_quick_tree_keeps_every_attribute_the_walk_reads() -> None:
+    """The builder stores only the attributes the walk reads: a name the walk starts reading must
+    be added to the builder's list too, or it would read None on quick trees."""
+    import re
+
+    source = (Path(__file__).resolve().parent.parent / "pipeline" / "_walk.pyx").read_text(encoding="utf-8")
+    read = set(re.findall(r'\battribute\(c_\w+, "([\w-]+)"\)', source))
+    stored = set(re.findall(r'_ATTR_NAMES\[\d\] = b"([\w-]+)"', source))
+    assert read and read == stored, (read, stored)
+
+
+def test_quick_tree_is_off_with_another_libxml2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its tokenizer rules are libxml2 2.14's: with another libxml2 every body goes to libxml2."""
+    import pipeline.clean as clean_mod
+
+    assert clean_mod.quick_tree_body(CNA_LIKE) == CNA_LIKE  # this venv's lxml bundles 2.14
+    monkeypatch.setattr(clean_mod, "QUICK_TREE_ON", False)
+    assert clean_mod.quick_tree_body(CNA_LIKE) is None
+    assert clean_body(CNA_LIKE, CNA_RULES) == clean_body(CNA_LIKE, CNA_RULES, quick=False)
