@@ -407,6 +407,21 @@ def body_utf8(raw: bytes, text: str, body: str, exact: bool) -> bytes:
     return raw[len(text[:len(text) - len(body)].encode("utf-8")):]
 
 
+def _front_values(fields: dict[str, Any], warnings: list[str]) -> tuple[str | None, str | None, str, int | None]:
+    """(title, source, url, feed_date_ms) of front matter whose `from` passed url_problem, as both
+    ways of parse_post give them; no_source, no_title and bad_feed_date go to `warnings`."""
+    source = scalar_text(fields.get("author"))
+    if source is None:
+        warnings.append("no_source")
+    title = scalar_text(fields.get("title"))
+    if title is None:
+        warnings.append("no_title")
+    feed_date_ms = parse_timestamp_ms(fields.get("date"))
+    if feed_date_ms is None:
+        warnings.append("bad_feed_date")
+    return title, source, str(scalar_text(fields.get("from"))).strip(), feed_date_ms
+
+
 def _archiver_post(raw: bytes) -> dict[str, Any] | None:
     """parse_post for a post exactly as the archiver writes it (nearly every post), or None.
 
@@ -433,17 +448,12 @@ def _archiver_post(raw: bytes) -> dict[str, Any] | None:
         return None
     if url_problem(fields["from"]) is not None:
         return None  # the general way rejects it
-    warnings = []
-    title = scalar_text(fields["title"])
-    if title is None:
-        warnings.append("no_title")
-    feed_date_ms = parse_timestamp_ms(fields["date"])
-    if feed_date_ms is None:
-        warnings.append("bad_feed_date")
+    warnings: list[str] = []
+    title, source, url, feed_date_ms = _front_values(fields, warnings)
     return {
         "title": title,
-        "source": fields["author"],  # _plain: no surrounding whitespace, never empty
-        "url": fields["from"],
+        "source": source,
+        "url": url,
         "feed_date_ms": feed_date_ms,
         "published_at_ms": published_at_ms,
         "body_html": raw[m.end():],
@@ -467,25 +477,16 @@ def parse_post_generally(raw: bytes) -> dict[str, Any]:
     front, rest = split_post(text)
     fields, fm_warnings = parse_front_matter(front)
     warnings += fm_warnings
-    source = scalar_text(fields.get("author"))
     problem = url_problem(fields.get("from"))
     if problem is not None:
-        raise Reject("no_url", problem, source=source)
-    url = str(scalar_text(fields.get("from")))
-    if source is None:
-        warnings.append("no_source")
-    title = scalar_text(fields.get("title"))
-    if title is None:
-        warnings.append("no_title")
-    feed_date_ms = parse_timestamp_ms(fields.get("date"))
-    if feed_date_ms is None:
-        warnings.append("bad_feed_date")
+        raise Reject("no_url", problem, source=scalar_text(fields.get("author")))
+    title, source, url, feed_date_ms = _front_values(fields, warnings)
     published_at_ms, rest, epoch_warnings = parse_epoch_comment(rest)
     warnings += epoch_warnings
     return {
         "title": title,
         "source": source,
-        "url": url.strip(),
+        "url": url,
         "feed_date_ms": feed_date_ms,
         "published_at_ms": published_at_ms,
         "body_html": body_utf8(raw, text, strip_title_link(rest), exact),
