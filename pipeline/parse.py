@@ -367,7 +367,7 @@ def parse_timestamp_ms(value: Any) -> int | None:
                 # fields the text lacks come from `default`, not from today: "07:59" or "Feb 7"
                 # would otherwise name a different day on every build (1970 is out of range)
                 dt = dateutil_parser.parse(text, default=datetime(1970, 1, 1))
-            except (ValueError, OverflowError, TypeError):
+            except (ValueError, ArithmeticError, TypeError):  # overflow, or decimal's on a huge field
                 return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)

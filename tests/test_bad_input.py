@@ -406,7 +406,8 @@ def test_missing_or_garbage_epoch(tmp_path: Path, epoch: str, code: str) -> None
 
 
 @pytest.mark.parametrize("date", ["yesterday", "2020-13-45T99:99:99Z", "'[1, 2]'", "9" * 80, "1800-01-01",
-                                  "[2020, 10]", "{a: b}", "07:59", "Feb 7", "12"])
+                                  "[2020, 10]", "{a: b}", "07:59", "Feb 7", "12",
+                                  "2021-02-07T07:" + "9" * 30 + "59:22.000Z"])
 def test_garbage_date(tmp_path: Path, date: str) -> None:
     row = only_article(run_build(tmp_path, {"d.md": post(front(date=date))}), "d.md", ["bad_feed_date"])
     assert row["feed_date"] is None
